@@ -1,0 +1,67 @@
+/* syncplan: dispatch to a subcommand. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+const char *cli_prog = "syncplan";
+
+void cli_error(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "%s: ", cli_prog);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+}
+
+void cli_log(void *ud, lsync_log_level level, const char *msg) {
+  (void)ud;
+  fprintf(stderr, "%s: %s%s\n", cli_prog,
+          level == LSYNC_LOG_ERROR ? "error: " : "", msg);
+}
+
+static const struct {
+  const char *name;
+  int (*run)(int, char **);
+  const char *summary;
+} commands[] = {
+    {"chunk", cmd_chunk, "partition a tree into chunk lists (fpart-compatible)"},
+    {"demo", cmd_demo, "generate a sample tree and run the default job on it"},
+};
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "usage: syncplan COMMAND [ARGS]\n"
+          "\n"
+          "commands:\n");
+  for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+    fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+  fprintf(out,
+          "\n"
+          "Run 'syncplan COMMAND --help' for a command's options.\n"
+          "Exit status: 0 done, 1 finished with failures, 2 usage error,\n"
+          "3 interrupted (resumable), 4 could not connect.\n");
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    usage(stderr);
+    return EXIT_USAGE;
+  }
+  const char *cmd = argv[1];
+  if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+    usage(stdout);
+    return EXIT_OK;
+  }
+  if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V")) {
+    printf("syncplan %s\n", lsync_version());
+    return EXIT_OK;
+  }
+  for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+    if (!strcmp(cmd, commands[i].name))
+      return commands[i].run(argc - 1, argv + 1);
+  cli_error("unknown command '%s' (try 'syncplan --help')", cmd);
+  return EXIT_USAGE;
+}

@@ -1,0 +1,64 @@
+/*
+ * Internal helpers shared by libsync's source files.  Nothing here is
+ * installed; symbols that are not static carry the lsync__ prefix.
+ */
+#ifndef LIBSYNC_INTERNAL_H
+#define LIBSYNC_INTERNAL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+#include "libsync/libsync.h"
+
+#if defined(__GNUC__)
+#define LSYNC__PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define LSYNC__PRINTF(f, a)
+/* Sort chunk items in path order (lsync__path_cmp), in place. */
+void lsync__sort_items(lsync_chunk_item *a, size_t n);
+
+/* Sort n item arrays, using the machine's cores. */
+void lsync__sort_many(lsync_chunk_item **arrays, const size_t *lens,
+                      unsigned n);
+
+#endif
+
+#define LSYNC__ERRMSG_MAX 1024
+
+struct lsync_ctx {
+  char errmsg[LSYNC__ERRMSG_MAX];
+  lsync_log_cb log_cb;
+  void *log_ud;
+  lsync_log_level log_max;
+};
+
+/* Record a formatted message on ctx and return code, so error paths read
+ * `return lsync__fail(ctx, LSYNC_EINVAL, "...", ...);`. */
+int lsync__fail(lsync_ctx *ctx, int code, const char *fmt, ...)
+    LSYNC__PRINTF(3, 4);
+
+/* Like lsync__fail for a failed system call: appends strerror(errnum) and
+ * maps errnum to a libsync code. */
+int lsync__fail_errno(lsync_ctx *ctx, int errnum, const char *fmt, ...)
+    LSYNC__PRINTF(3, 4);
+
+void lsync__log(lsync_ctx *ctx, lsync_log_level level, const char *fmt, ...)
+    LSYNC__PRINTF(3, 4);
+
+/* Write path into buf (size n, always NUL-terminated) with bytes that would
+ * break a log line (control characters, backslash, non-ASCII) escaped as
+ * \ooo, so a name with a newline stays on one line.  Returns buf. */
+char *lsync__escape(char *buf, size_t n, const char *path, size_t len);
+
+/* Bytewise path order in which "/" sorts before every other byte, so a
+ * directory's descendants follow it contiguously ("a", "a/x", "a-b"). */
+int lsync__path_cmp(const char *a, size_t alen, const char *b, size_t blen);
+
+/* Sort chunk items in path order (lsync__path_cmp), in place. */
+void lsync__sort_items(lsync_chunk_item *a, size_t n);
+
+/* Sort n item arrays, using the machine's cores. */
+void lsync__sort_many(lsync_chunk_item **arrays, const size_t *lens,
+                      unsigned n);
+
+#endif

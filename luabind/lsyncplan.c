@@ -1,0 +1,131 @@
+/* luaopen_syncplan: the module table and the helpers shared by the
+ * userdata types (scan options, error returns). */
+#include <string.h>
+
+#include "luabind.h"
+
+int lb_fail(lua_State *L, int code, const char *msg) {
+  lua_pushnil(L);
+  lua_pushstring(L, msg && *msg ? msg : lsync_strerror(code));
+  lua_pushstring(L, lsync_err_name(code));
+  return 3;
+}
+
+/* Rules from a string or an array of strings at the table field `key`. */
+static void add_rules(lua_State *L, int opts, const char *key,
+                      lsync_filter *f, int kind) {
+  int t = lua_getfield(L, opts, key);
+  if (t == LUA_TNIL) {
+    lua_pop(L, 1);
+    return;
+  }
+  if (t == LUA_TSTRING)
+    lua_createtable(L, 1, 0), lua_insert(L, -2), lua_rawseti(L, -2, 1);
+  else if (t != LUA_TTABLE)
+    luaL_error(L, "option '%s' must be a string or a list of strings", key);
+  lua_Integer n = luaL_len(L, -1);
+  for (lua_Integer i = 1; i <= n; i++) {
+    if (lua_geti(L, -1, i) != LUA_TSTRING)
+      luaL_error(L, "option '%s'[%d] must be a string", key, (int)i);
+    const char *pat = lua_tostring(L, -1);
+    int rc = kind < 0 ? lsync_filter_add_rule(f, pat)
+                      : lsync_filter_add(f, (lsync_rule_kind)kind, pat);
+    if (rc < 0)
+      luaL_error(L, "option '%s': invalid pattern or rule '%s'", key, pat);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
+void lb_scan_opts(lua_State *L, int idx, lsync_scan_opts *opts,
+                  lsync_filter **filter) {
+  lsync_scan_opts_init(opts);
+  *filter = NULL;
+  if (lua_isnoneornil(L, idx))
+    return;
+  luaL_checktype(L, idx, LUA_TTABLE);
+  idx = lua_absindex(L, idx);
+  if (lua_getfield(L, idx, "threads") != LUA_TNIL) {
+    lua_Integer n = luaL_checkinteger(L, -1);
+    luaL_argcheck(L, n >= 1 && n <= 64, idx, "threads must be 1..64");
+    opts->threads = (unsigned)n;
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, idx, "one_filesystem");
+  opts->one_filesystem = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  if (lsync_filter_new(filter) < 0)
+    luaL_error(L, "out of memory");
+  /* Rules apply first-match-wins in the order: filter, include, exclude;
+   * for finer ordering use `filter = { "+ a", "- *" }`. */
+  add_rules(L, idx, "filter", *filter, -1);
+  add_rules(L, idx, "include", *filter, LSYNC_INCLUDE);
+  add_rules(L, idx, "exclude", *filter, LSYNC_EXCLUDE);
+  if (lsync_filter_count(*filter))
+    opts->filter = *filter;
+}
+
+static int filter_gc(lua_State *L) {
+  lsync_filter **slot = luaL_checkudata(L, 1, LB_FILTER_MT);
+  lsync_filter_free(*slot);
+  *slot = NULL;
+  return 0;
+}
+
+lsync_filter **lb_filter_holder(lua_State *L) {
+  lsync_filter **slot = lua_newuserdatauv(L, sizeof *slot, 0);
+  *slot = NULL;
+  if (luaL_newmetatable(L, LB_FILTER_MT)) {
+    lua_pushcfunction(L, filter_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  return slot;
+}
+
+static int lb_parse_size(lua_State *L) {
+  uint64_t v;
+  if (lua_isinteger(L, 1) && lua_tointeger(L, 1) >= 0) {
+    lua_settop(L, 1);
+    return 1;
+  }
+  int rc = lsync_parse_size(luaL_checkstring(L, 1), &v);
+  if (rc < 0)
+    return lb_fail(L, rc, "invalid size");
+  lua_pushinteger(L, (lua_Integer)v);
+  return 1;
+}
+
+static int lb_strerror(lua_State *L) {
+  lua_pushstring(L, lsync_strerror((int)luaL_checkinteger(L, 1)));
+  return 1;
+}
+
+static int lb_match(lua_State *L) {
+  int rc = lsync_pattern_match(luaL_checkstring(L, 1), luaL_checkstring(L, 2),
+                               lua_toboolean(L, 3));
+  if (rc < 0)
+    return lb_fail(L, rc, "invalid pattern");
+  lua_pushboolean(L, rc);
+  return 1;
+}
+
+static const luaL_Reg funcs[] = {
+    {"scan", lb_scan_new},       {"chunk", lb_chunk_tree},
+    {"parse_size", lb_parse_size}, {"strerror", lb_strerror},
+    {"match", lb_match},         {NULL, NULL}};
+
+#if defined(__GNUC__)
+__attribute__((visibility("default")))
+#endif
+int luaopen_syncplan(lua_State *L);
+
+int luaopen_syncplan(lua_State *L) {
+  luaL_checkversion(L);
+  lb_scan_register(L);
+  lb_chunk_register(L);
+  luaL_newlib(L, funcs);
+  lua_pushstring(L, lsync_version());
+  lua_setfield(L, -2, "version");
+  return 1;
+}
