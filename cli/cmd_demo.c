@@ -77,7 +77,9 @@ int cmd_demo(int argc, char **argv) {
   unsigned nfiles = 5000;
   int c;
   optind = 1;
-  while ((c = getopt(argc, argv, "+hn:")) != -1) {
+  static const struct option longopts[] = {{"help", no_argument, NULL, 'h'},
+                                           {NULL, 0, NULL, 0}};
+  while ((c = getopt_long(argc, argv, "+hn:", longopts, NULL)) != -1) {
     if (c == 'h') {
       fputs(demo_help, stdout);
       return EXIT_OK;

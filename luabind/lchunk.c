@@ -107,8 +107,9 @@ static int chunk_items(lua_State *L) {
 static int chunk_write(lua_State *L) {
   lsync_chunk *c = check_chunk(L, 1);
   const char *file = luaL_checkstring(L, 2);
-  size_t tlen;
-  const char *term = luaL_optlstring(L, 3, "\0", &tlen);
+  size_t tlen = 1;
+  const char *term = lua_isnoneornil(L, 3) ? "" /* its NUL */
+                                           : luaL_checklstring(L, 3, &tlen);
   luaL_argcheck(L, tlen == 1, 3, "terminator must be one character");
   int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
   if (fd < 0) {

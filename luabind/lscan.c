@@ -120,6 +120,7 @@ static int scan_tostring(lua_State *L) {
 
 int lb_scan_new(lua_State *L) {
   const char *dir = luaL_checkstring(L, 1);
+  lua_settop(L, 2); /* the options, or nil, stay at index 2 */
   lb_scan *u = lua_newuserdatauv(L, sizeof *u, 0);
   memset(u, 0, sizeof *u);
   u->on_error = LUA_NOREF;
