@@ -41,7 +41,8 @@ static const char chunk_help[] =
     "  -o TEMPLATE   write chunk N's paths to the file TEMPLATE.N instead\n"
     "  -v            per-chunk summary and totals on stderr\n"
     "  -b, --one-file-system  do not descend into other filesystems\n"
-    "  -j, --threads N        crawl threads (default 4)\n"
+    "  -j, --threads N        crawl threads (default: one per core, 2 to 8;\n"
+    "                         more help on network filesystems)\n"
     "\n"
     "Exit status: 0 done, 1 some paths could not be read (listed on stderr),\n"
     "2 usage error.\n";
@@ -50,7 +51,7 @@ struct out {
   int fd;
   int failed;
   size_t used;
-  char buf[256 * 1024];
+  char buf[64 * 1024];
 };
 
 static void out_write(struct out *o, const char *p, size_t n) {
@@ -286,7 +287,7 @@ int cmd_chunk(int argc, char **argv) {
   lsync_ctx *ctx = NULL;
   lsync_filter *f = NULL;
   struct chunk_args a;
-  static struct out out; /* 256 KiB: not on the stack */
+  static struct out out; /* 64 KiB: not on the stack */
   if (lsync_ctx_new(&ctx) < 0 || lsync_filter_new(&f) < 0) {
     cli_error("out of memory");
     return EXIT_USAGE;

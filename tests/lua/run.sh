@@ -3,4 +3,4 @@
 . "$TESTS_DIR/lib.sh"
 need "$1"
 export WORK="$work"
-unprivileged "$1" "$2"
+LD_PRELOAD="${SANITIZE_PRELOAD:-}" unprivileged "$1" "$2"

@@ -1,0 +1,60 @@
+# The installed library is usable: headers, shared and static libraries,
+# libsync.pc, the CMake package, and the Lua module for stock lua5.4.
+. "$TESTS_DIR/lib.sh"
+need cmake pkg-config cc lua5.4
+: "${BUILD_DIR:?}"
+
+prefix="$work/prefix"
+cmake --install "$BUILD_DIR" --prefix "$prefix" >/dev/null
+[ -f "$prefix/include/libsync/libsync.h" ] || fail "headers not installed"
+[ -x "$prefix/bin/syncplan" ] || fail "syncplan not installed"
+pc=$(find "$prefix" -name libsync.pc)
+[ -n "$pc" ] || fail "libsync.pc not installed"
+libdir=$(dirname "$(dirname "$pc")")
+[ -f "$libdir/libsync.a" ] && [ -e "$libdir/libsync.so" ] || fail "libraries missing"
+# Only public symbols are exported from the shared library.
+if nm -D --defined-only "$libdir/libsync.so" | awk '{print $3}' | grep -v '^lsync_[a-z]' | grep -q .; then
+  fail "libsync.so exports non-API symbols"
+fi
+
+"$MKTREE" sample "$work/src" -n 500
+touch "$work/src/skip.tmp"
+
+# pkg-config, shared
+export PKG_CONFIG_PATH="$(dirname "$pc")"
+cc -std=c11 -Wall -Wextra -Werror ${SANITIZE_CFLAGS:-} "$TESTS_DIR/embed/chunk_example.c" \
+  $(pkg-config --cflags --libs libsync) -Wl,-rpath,"$libdir" -o "$work/ex"
+"$work/ex" "$work/src" 3 >"$work/out"
+grep -q '^libsync [0-9.]*: [0-9]* entries in 3 chunks$' "$work/out" ||
+  fail "pkg-config example: $(cat "$work/out")"
+entries=$(find "$work/src" -mindepth 1 ! -name '*.tmp' | wc -l)
+grep -q ": $entries entries" "$work/out" || fail "example saw the wrong entry count"
+# pkg-config, static
+cc -std=c11 ${SANITIZE_CFLAGS:-} "$TESTS_DIR/embed/chunk_example.c" \
+  $(pkg-config --cflags libsync) "$libdir/libsync.a" $(pkg-config --libs-only-other --static libsync) -lm \
+  -o "$work/ex-static"
+"$work/ex-static" "$work/src" 2 | grep -q 'in 2 chunks' || fail "static example"
+
+# CMake package
+mkdir "$work/consumer"
+cat >"$work/consumer/CMakeLists.txt" <<CMK
+cmake_minimum_required(VERSION 3.16)
+project(consumer C)
+find_package(libsync 0.1 REQUIRED)
+add_executable(ex "$TESTS_DIR/embed/chunk_example.c")
+target_link_libraries(ex PRIVATE libsync::shared)
+CMK
+cmake -S "$work/consumer" -B "$work/consumer/build" -DCMAKE_PREFIX_PATH="$prefix" \
+  -DCMAKE_C_FLAGS="${SANITIZE_CFLAGS:-}" >/dev/null
+cmake --build "$work/consumer/build" >/dev/null
+"$work/consumer/build/ex" "$work/src" 5 | grep -q 'in 5 chunks' || fail "CMake package example"
+
+# Lua module from stock lua5.4, from the installed path only.
+mod=$(find "$prefix" -name syncplan.so)
+[ -n "$mod" ] || fail "Lua module not installed"
+LUA_CPATH="$(dirname "$mod")/?.so" LD_PRELOAD="${SANITIZE_PRELOAD:-}" lua5.4 -e "
+  local sp = require 'syncplan'
+  local chunks = assert(sp.chunk('$work/src', { count = 2 }))
+  assert(#chunks == 2, 'two chunks')
+  print('lua ok ' .. sp.version)" | grep -q '^lua ok' || fail "installed Lua module"
+echo "install: ok"
