@@ -100,6 +100,7 @@ struct chunk_run {
   int verbose;
   int failed;
   unsigned nchunks;
+  uint64_t bytes; /* as the chunks count them: a hard-linked file once */
 };
 
 static int write_list_file(struct chunk_run *r, lsync_chunk *c) {
@@ -126,6 +127,7 @@ static int on_chunk(void *ud, lsync_chunk *c) {
   struct chunk_run *r = ud;
   int rc = 0;
   r->nchunks++;
+  r->bytes += lsync_chunk_bytes(c);
   if (r->tmpl) {
     rc = write_list_file(r, c);
   } else {
@@ -297,7 +299,7 @@ int cmd_chunk(int argc, char **argv) {
     goto done;
   lsync_ctx_set_log(ctx, cli_log, NULL, LSYNC_LOG_WARN);
   out.fd = STDOUT_FILENO;
-  struct chunk_run run = {&out, ctx, a.tmpl, a.term, a.verbose, 0, 0};
+  struct chunk_run run = {&out, ctx, a.tmpl, a.term, a.verbose, 0, 0, 0};
   lsync_scan_stats st;
   double t0 = now();
   int rc = lsync_chunk_tree(ctx, a.dir, &a.sopts, &a.copts, on_chunk, &run, &st);
@@ -317,7 +319,7 @@ int cmd_chunk(int argc, char **argv) {
             "%" PRIu64 " entries, %" PRIu64 " bytes in %u chunks; %" PRIu64
             " dirs read, %" PRIu64 " excluded, %" PRIu64
             " unreadable; %.3f s (%.0f entries/s)\n",
-            st.entries, st.bytes, run.nchunks, st.dirs, st.excluded,
+            st.entries, run.bytes, run.nchunks, st.dirs, st.excluded,
             st.errors, dt, dt > 0 ? (double)st.entries / dt : 0.0);
   status = (run.failed || out.failed || st.errors) ? EXIT_PARTIAL : EXIT_OK;
 done:

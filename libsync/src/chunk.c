@@ -369,6 +369,23 @@ static int emit(lsync_chunker *ch, lsync_chunk *c, int sorted) {
   return 0;
 }
 
+/* Hand out sorted chunks in order; each handed-out slot is cleared, so
+ * free_all() frees exactly those a failure or a stop left behind. */
+static int emit_all(lsync_chunker *ch, lsync_chunk **chunks, unsigned n) {
+  int rc = 0;
+  for (unsigned c = 0; c < n && rc == 0; c++) {
+    rc = emit(ch, chunks[c], 1);
+    chunks[c] = NULL;
+  }
+  return rc;
+}
+
+static void free_all(lsync_chunk **chunks, unsigned n) {
+  for (unsigned c = 0; chunks && c < n; c++)
+    lsync_chunk_free(chunks[c]);
+  free(chunks);
+}
+
 int lsync_chunker_new(lsync_ctx *ctx, const lsync_chunk_opts *opts,
                       lsync_chunk_cb cb, void *ud, lsync_chunker **out) {
   *out = NULL;
@@ -590,14 +607,9 @@ static int finish_count(lsync_chunker *ch) {
     }
   }
   chunks_sort(chunks, n);
-  for (unsigned c = 0; c < n && rc == 0; c++) {
-    rc = emit(ch, chunks[c], 1);
-    chunks[c] = NULL;
-  }
+  rc = emit_all(ch, chunks, n);
 out:
-  for (unsigned c = 0; chunks && c < n; c++)
-    lsync_chunk_free(chunks[c]);
-  free(chunks);
+  free_all(chunks, n);
   free(heap);
   free(bytes);
   free(files);
@@ -687,14 +699,9 @@ static int emit_tops(lsync_chunker *ch, int *parent, int ntops) {
     if (e->hardlink != 2)
       chunks[c]->bytes += e->size;
   }
-  for (int c = 0; c < nchunks && rc == 0; c++) {
-    rc = emit(ch, chunks[c], 1);
-    chunks[c] = NULL;
-  }
+  rc = emit_all(ch, chunks, (unsigned)nchunks);
 out:
-  for (int c = 0; chunks && c < nchunks; c++)
-    lsync_chunk_free(chunks[c]);
-  free(chunks);
+  free_all(chunks, (unsigned)nchunks);
   free(slot);
   return rc;
 }

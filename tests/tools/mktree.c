@@ -27,6 +27,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "escape.h"
+
 static int root_fd = -1;
 static const char *root_name = "";
 
@@ -41,17 +43,6 @@ static uint64_t time_seq;
 
 /* ---------------------------------------------------------------- errors */
 
-/* Paths may hold newlines or non-UTF-8 bytes; escape them so an error
- * message stays on one readable line. */
-static void put_escaped(FILE *f, const char *s)
-{
-  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-    if (*p < 0x20 || *p >= 0x7f || *p == '\\')
-      fprintf(f, "\\%03o", *p);
-    else
-      fputc(*p, f);
-  }
-}
 
 static void die(const char *fmt, ...)
 {

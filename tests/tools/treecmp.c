@@ -35,6 +35,8 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "escape.h"
+
 struct entry {
   char *path;      /* relative to the root; "" is the root itself */
   char *target;    /* symlink target, else NULL */
@@ -63,17 +65,6 @@ static int differ;    /* any reported difference makes it at least 1 */
 
 /* ------------------------------------------------------------- helpers */
 
-/* Escape everything outside printable ASCII, and the backslash itself, as
- * \ooo, so every path stays on one line and the output is unambiguous. */
-static void put_escaped(FILE *f, const char *s)
-{
-  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-    if (*p < 0x20 || *p >= 0x7f || *p == '\\')
-      fprintf(f, "\\%03o", *p);
-    else
-      putc(*p, f);
-  }
-}
 
 static void put_path(FILE *f, const char *rel)
 {

@@ -20,7 +20,8 @@
  * grows only with the number of incomplete groups.
  *
  * Directories are listed like files (size 0) so a receiver recreates empty
- * ones.  Entries inside a chunk are sorted bytewise by path.
+ * ones.  Entries inside a chunk are sorted by path, "/" ranking below
+ * every other byte (so a directory's subtree is contiguous).
  *
  * Chunks are numbered from 1 in the order they are handed out (COUNT: 1..N,
  * TOPLEVEL: by the top-level name's byte order).
