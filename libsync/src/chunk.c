@@ -141,20 +141,6 @@ static int chunk_push(lsync_chunk *c, const lsync_chunk_item *it) {
 
 static void chunk_sort(lsync_chunk *c) { lsync__sort_items(c->items, c->n); }
 
-static void chunks_sort(lsync_chunk **chunks, unsigned n) {
-  lsync_chunk_item **arrays = malloc(n * sizeof *arrays);
-  size_t *lens = malloc(n * sizeof *lens);
-  if (!arrays || !lens) {
-    for (unsigned c = 0; c < n; c++)
-      chunk_sort(chunks[c]); /* no memory for the fast way */
-  } else {
-    for (unsigned c = 0; c < n; c++)
-      arrays[c] = chunks[c]->items, lens[c] = chunks[c]->n;
-    lsync__sort_many(arrays, lens, n);
-  }
-  free(arrays);
-  free(lens);
-}
 
 static int write_all(int fd, const char *p, size_t n) {
   while (n) {
@@ -307,7 +293,7 @@ struct unit {
   uint64_t bytes;
   uint64_t tie; /* hash of the first name: a deterministic tie-break */
   uint32_t files;
-  int first, last;
+  int first, last; /* entries: first, then ents[].next, up to last */
   unsigned chunk;
 };
 
@@ -451,8 +437,11 @@ static int collect(lsync_chunker *ch, const lsync_entry *e) {
            sizeof *ch->units))
     return nomem(ch);
   int uid = (int)ch->nunits++;
-  ch->units[uid] = (struct unit){e->size, path_hash(p, e->path_len), 1, idx,
-                                 idx, 0};
+  ch->units[uid] = (struct unit){.bytes = e->size,
+                                 .tie = path_hash(p, e->path_len),
+                                 .files = 1,
+                                 .first = idx,
+                                 .last = idx};
   x->unit = uid;
   if (is_hardlink(e) && hl_put(&ch->hl, e->dev, e->ino, uid) < 0)
     return nomem(ch);
@@ -490,37 +479,6 @@ static void heap_down(struct hnode *h, unsigned n, unsigned i) {
   h[i] = x;
 }
 
-/* Deal the sorted units: bytes to the chunk with the fewest bytes (ties:
- * fewest files), then zero-byte units, which change no byte total, to the
- * chunk with the fewest files. */
-static void deal_units(lsync_chunker *ch, uint64_t *bytes, uint64_t *files,
-                       struct hnode *h) {
-  unsigned n = ch->o.count;
-  size_t i = 0;
-  for (unsigned c = 0; c < n; c++)
-    h[c] = (struct hnode){0, 0, c}; /* all zero: already a heap */
-  for (; i < ch->nunits && ch->units[i].bytes > 0; i++) {
-    struct unit *u = &ch->units[i];
-    u->chunk = h[0].c;
-    h[0].k1 += u->bytes;
-    h[0].k2 += u->files;
-    heap_down(h, n, 0);
-  }
-  for (unsigned c = 0; c < n; c++) {
-    bytes[h[c].c] = h[c].k1;
-    h[c] = (struct hnode){h[c].k2, h[c].k1, h[c].c};
-  }
-  for (unsigned c = n / 2; c-- > 0;)
-    heap_down(h, n, c);
-  for (; i < ch->nunits; i++) {
-    ch->units[i].chunk = h[0].c;
-    h[0].k1 += ch->units[i].files;
-    heap_down(h, n, 0);
-  }
-  for (unsigned c = 0; c < n; c++)
-    files[h[c].c] = h[c].k1;
-}
-
 /* Largest bytes first, then most files, then the name's hash: the crawl
  * delivers entries in a racy order, and equal trees must still give equal
  * chunks.  Integer keys only: this sort is on the serial path. */
@@ -533,18 +491,38 @@ static int unit_cmp(const void *a, const void *b) {
   return x->tie < y->tie ? -1 : x->tie > y->tie;
 }
 
+/* A unit's place in the dealing order: its size (the radix key) and its
+ * index.  Sorting these 16-byte keys leaves the units where they are, so
+ * entries keep pointing at their unit. */
+struct ukey {
+  uint64_t bytes;
+  size_t unit;
+};
+
+static int ukey_cmp(const void *a, const void *b, void *units) {
+  const struct unit *u = units;
+  return unit_cmp(&u[((const struct ukey *)a)->unit],
+                  &u[((const struct ukey *)b)->unit]);
+}
+
 /* Order units by unit_cmp: an LSD radix sort on bytes (descending, one
  * pass per significant byte of the largest size) does the bulk, then runs
  * of equal size are put in order by unit_cmp.  glibc's qsort with a
  * comparator was the largest serial cost after the crawl. */
-static int sort_units(struct unit *u, size_t n) {
+static struct ukey *sort_units(const struct unit *u, size_t n) {
   uint64_t max = 0;
-  for (size_t i = 0; i < n; i++)
+  struct ukey *keys = malloc((n ? n : 1) * sizeof *keys);
+  struct ukey *tmp = malloc((n ? n : 1) * sizeof *tmp);
+  if (!keys || !tmp) {
+    free(keys);
+    free(tmp);
+    return NULL;
+  }
+  for (size_t i = 0; i < n; i++) {
+    keys[i] = (struct ukey){u[i].bytes, i};
     max |= u[i].bytes;
-  struct unit *tmp = malloc((n ? n : 1) * sizeof *tmp);
-  if (!tmp)
-    return LSYNC_ENOMEM;
-  struct unit *src = u, *dst = tmp;
+  }
+  struct ukey *src = keys, *dst = tmp;
   for (unsigned shift = 0; shift < 64 && (max >> shift); shift += 8) {
     size_t count[257] = {0};
     for (size_t i = 0; i < n; i++)
@@ -553,34 +531,91 @@ static int sort_units(struct unit *u, size_t n) {
       count[b + 1] += count[b];
     for (size_t i = 0; i < n; i++)
       dst[count[255 - ((src[i].bytes >> shift) & 0xff)]++] = src[i];
-    struct unit *t = src;
+    struct ukey *t = src;
     src = dst;
     dst = t;
   }
-  if (src != u)
-    memcpy(u, src, n * sizeof *u);
-  free(tmp);
+  free(dst); /* the buffer not holding the result */
   for (size_t i = 0, j; i < n; i = j) {
-    for (j = i + 1; j < n && u[j].bytes == u[i].bytes;)
+    for (j = i + 1; j < n && src[j].bytes == src[i].bytes;)
       j++;
-    if (j - i > 32) {
-      qsort(u + i, j - i, sizeof *u, unit_cmp);
+    if (j - i > 32) { /* e.g. many empty files */
+      qsort_r(src + i, j - i, sizeof *src, ukey_cmp, (void *)u);
       continue;
     }
     /* Runs of equal size are short in real trees: insertion sort. */
-    for (size_t k = i + 1; k < j; k++)
-      for (size_t m = k; m > i && unit_cmp(&u[m - 1], &u[m]) > 0; m--) {
-        struct unit t = u[m];
-        u[m] = u[m - 1];
-        u[m - 1] = t;
+    for (size_t a = i + 1; a < j; a++)
+      for (size_t b = a; b > i && unit_cmp(&u[src[b - 1].unit], &u[src[b].unit]) > 0; b--) {
+        struct ukey t = src[b];
+        src[b] = src[b - 1];
+        src[b - 1] = t;
       }
   }
-  return 0;
+  return src;
+}
+
+/* Deal the units in `order`: bytes to the chunk with the fewest bytes
+ * (ties: fewest files), then zero-byte units, which change no byte total,
+ * to the chunk with the fewest files. */
+static void deal_units(lsync_chunker *ch, const struct ukey *order,
+                       uint64_t *bytes, uint64_t *files, struct hnode *h) {
+  unsigned n = ch->o.count;
+  size_t i = 0;
+  for (unsigned c = 0; c < n; c++)
+    h[c] = (struct hnode){0, 0, c}; /* all zero: already a heap */
+  for (; i < ch->nunits && order[i].bytes > 0; i++) {
+    struct unit *u = &ch->units[order[i].unit];
+    u->chunk = h[0].c;
+    h[0].k1 += u->bytes;
+    h[0].k2 += u->files;
+    heap_down(h, n, 0);
+  }
+  for (unsigned c = 0; c < n; c++) {
+    bytes[h[c].c] = h[c].k1;
+    h[c] = (struct hnode){h[c].k2, h[c].k1, h[c].c};
+  }
+  for (unsigned c = n / 2; c-- > 0;)
+    heap_down(h, n, c);
+  for (; i < ch->nunits; i++) {
+    struct unit *u = &ch->units[order[i].unit];
+    u->chunk = h[0].c;
+    h[0].k1 += u->files;
+    heap_down(h, n, 0);
+  }
+  for (unsigned c = 0; c < n; c++)
+    files[h[c].c] = h[c].k1;
+}
+
+struct fill_job {
+  const lsync_chunker *ch;
+  lsync_chunk **chunks;
+  unsigned nchunks, stripes;
+};
+
+/* Fill and sort the chunks of one stripe (chunk numbers c with
+ * c % stripes == t).  Entries are taken in crawl order, which is the
+ * order of their paths in the pool, so the sort's first passes read the
+ * paths sequentially instead of chasing pointers across the pool. */
+static void fill_stripe(void *ctx, unsigned t) {
+  const struct fill_job *j = ctx;
+  const lsync_chunker *ch = j->ch;
+  for (size_t e = 0; e < ch->nents; e++) {
+    const struct ent *x = &ch->ents[e];
+    unsigned c = ch->units[x->unit].chunk;
+    if (c % j->stripes != t)
+      continue;
+    lsync_chunk *chunk = j->chunks[c];
+    chunk->items[chunk->n++] =
+        (lsync_chunk_item){x->path, x->len, x->size, x->type};
+  }
+  for (unsigned c = t; c < j->nchunks; c += j->stripes)
+    chunk_sort(j->chunks[c]);
 }
 
 static int finish_count(lsync_chunker *ch) {
   unsigned n = ch->o.count;
-  if (sort_units(ch->units, ch->nunits) < 0)
+  struct ukey *order = sort_units(ch->units, ch->nunits);
+  if (!order)
     return nomem(ch);
   uint64_t *bytes = calloc(n, sizeof *bytes), *files = calloc(n, sizeof *files);
   struct hnode *heap = malloc(n * sizeof *heap);
@@ -590,7 +625,7 @@ static int finish_count(lsync_chunker *ch) {
     rc = nomem(ch);
     goto out;
   }
-  deal_units(ch, bytes, files, heap);
+  deal_units(ch, order, bytes, files, heap);
   for (unsigned c = 0; c < n; c++) {
     if (!(chunks[c] = chunk_new(ch->pool, files[c]))) {
       rc = nomem(ch);
@@ -599,17 +634,16 @@ static int finish_count(lsync_chunker *ch) {
     atomic_fetch_add(&ch->pool->refs, 1);
     chunks[c]->bytes = bytes[c];
   }
-  for (size_t u = 0; u < ch->nunits; u++) {
-    lsync_chunk *c = chunks[ch->units[u].chunk];
-    for (int e = ch->units[u].first; e >= 0; e = ch->ents[e].next) {
-      const struct ent *x = &ch->ents[e];
-      c->items[c->n++] = (lsync_chunk_item){x->path, x->len, x->size, x->type};
-    }
-  }
-  chunks_sort(chunks, n);
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  unsigned stripes = cpus < 1 ? 1 : cpus > 16 ? 16 : (unsigned)cpus;
+  if (stripes > n)
+    stripes = n;
+  struct fill_job job = {ch, chunks, n, stripes};
+  lsync__parallel_for(stripes, fill_stripe, &job);
   rc = emit_all(ch, chunks, n);
 out:
   free_all(chunks, n);
+  free(order);
   free(heap);
   free(bytes);
   free(files);
@@ -907,7 +941,10 @@ int lsync_chunk_tree(lsync_ctx *ctx, const char *root,
   int rc = lsync_chunker_new(ctx, copts, cb, ud, &ch);
   if (rc < 0)
     return rc;
-  if ((rc = lsync_scan_open(ctx, root, sopts, &scan)) < 0) {
+  rc = copts->mode == LSYNC_CHUNK_LIMITS
+           ? lsync_scan_open(ctx, root, sopts, &scan)
+           : lsync__scan_open_collecting(ctx, root, sopts, &scan);
+  if (rc < 0) {
     lsync_chunker_free(ch);
     return rc;
   }

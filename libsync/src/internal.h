@@ -14,12 +14,19 @@
 #define LSYNC__PRINTF(f, a) __attribute__((format(printf, f, a)))
 #else
 #define LSYNC__PRINTF(f, a)
+/* lsync_scan_open for a consumer that keeps every entry (COUNT and
+ * TOPLEVEL chunking): batches are not capped, and lsync_scan_next() reads
+ * directories itself instead of waiting. */
+int lsync__scan_open_collecting(lsync_ctx *ctx, const char *root,
+                                const lsync_scan_opts *opts, lsync_scan **out);
+
 /* Sort chunk items in path order (lsync__path_cmp), in place. */
 void lsync__sort_items(lsync_chunk_item *a, size_t n);
 
-/* Sort n item arrays, using the machine's cores. */
-void lsync__sort_many(lsync_chunk_item **arrays, const size_t *lens,
-                      unsigned n);
+/* Run fn(ctx, i) for i in [0, n) on the machine's cores (the caller's
+ * thread included); returns when all are done. */
+void lsync__parallel_for(unsigned n, void (*fn)(void *ctx, unsigned i),
+                         void *ctx);
 
 #endif
 
@@ -54,11 +61,18 @@ char *lsync__escape(char *buf, size_t n, const char *path, size_t len);
  * directory's descendants follow it contiguously ("a", "a/x", "a-b"). */
 int lsync__path_cmp(const char *a, size_t alen, const char *b, size_t blen);
 
+/* lsync_scan_open for a consumer that keeps every entry (COUNT and
+ * TOPLEVEL chunking): batches are not capped, and lsync_scan_next() reads
+ * directories itself instead of waiting. */
+int lsync__scan_open_collecting(lsync_ctx *ctx, const char *root,
+                                const lsync_scan_opts *opts, lsync_scan **out);
+
 /* Sort chunk items in path order (lsync__path_cmp), in place. */
 void lsync__sort_items(lsync_chunk_item *a, size_t n);
 
-/* Sort n item arrays, using the machine's cores. */
-void lsync__sort_many(lsync_chunk_item **arrays, const size_t *lens,
-                      unsigned n);
+/* Run fn(ctx, i) for i in [0, n) on the machine's cores (the caller's
+ * thread included); returns when all are done. */
+void lsync__parallel_for(unsigned n, void (*fn)(void *ctx, unsigned i),
+                         void *ctx);
 
 #endif

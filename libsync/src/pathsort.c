@@ -7,11 +7,6 @@
  * looks at each byte position about once per element.  It is the serial
  * tail of chunking, after the parallel crawl, so it matters.
  */
-#include <pthread.h>
-#include <stdatomic.h>
-#include <stdlib.h>
-#include <unistd.h>
-
 #include "internal.h"
 
 /* The byte at depth d as a rank: end of string < "/" < every other byte. */
@@ -91,37 +86,3 @@ static void sort_from(lsync_chunk_item *a, size_t n, size_t d) {
 }
 
 void lsync__sort_items(lsync_chunk_item *a, size_t n) { sort_from(a, n, 0); }
-
-/* Sorting several item arrays at once (the chunks of COUNT mode) is the
- * serial tail of chunking: spread it over the cores.  Workers take the
- * next array from a shared counter; the caller works too. */
-struct sort_job {
-  lsync_chunk_item **arrays;
-  const size_t *lens;
-  unsigned n;
-  atomic_uint next;
-};
-
-static void *sort_worker(void *arg) {
-  struct sort_job *j = arg;
-  for (unsigned i; (i = atomic_fetch_add(&j->next, 1)) < j->n;)
-    lsync__sort_items(j->arrays[i], j->lens[i]);
-  return NULL;
-}
-
-void lsync__sort_many(lsync_chunk_item **arrays, const size_t *lens,
-                      unsigned n) {
-  struct sort_job job = {arrays, lens, n, 0};
-  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-  pthread_t th[7];
-  unsigned nth = 0, want = cpus > 1 ? (unsigned)cpus - 1 : 0;
-  if (want > 7)
-    want = 7;
-  if (want > n / 2)
-    want = n / 2;
-  while (nth < want && pthread_create(&th[nth], NULL, sort_worker, &job) == 0)
-    nth++;
-  sort_worker(&job);
-  for (unsigned i = 0; i < nth; i++)
-    pthread_join(th[i], NULL);
-}

@@ -85,6 +85,12 @@ struct lsync_scan {
   atomic_int cancel;
   atomic_int fatal; /* LSYNC_ENOMEM from a thread */
 
+  /* Collecting consumers (lsync__scan_open_collecting) keep every entry
+   * anyway, so batches are not capped and the consumer reads directories
+   * itself whenever it has nothing to consume: one walker thread fewer,
+   * and no third busy thread on a two-core machine. */
+  struct walker *helper;
+
   /* consumer side only */
   struct batch *cur;
   size_t cur_i;
@@ -553,7 +559,7 @@ static int scan_start(lsync_scan *s, unsigned n) {
   }
   s->stack = root;
   /* One batch being filled per walker, one being read, one spare. */
-  s->max_batches = n + 2;
+  s->max_batches = s->helper ? UINT_MAX : n + 2;
   pthread_mutex_lock(&s->out_mu);
   for (unsigned i = 0; i < n; i++) {
     struct walker *w = &s->walkers[s->nthreads];
@@ -569,8 +575,9 @@ static int scan_start(lsync_scan *s, unsigned n) {
   return 0;
 }
 
-int lsync_scan_open(lsync_ctx *ctx, const char *root,
-                    const lsync_scan_opts *opts, lsync_scan **out) {
+static int scan_open(lsync_ctx *ctx, const char *root,
+                     const lsync_scan_opts *opts, int collecting,
+                     lsync_scan **out) {
   *out = NULL;
   if (!root || !*root)
     return lsync__fail(ctx, LSYNC_EINVAL, "scan: empty root path");
@@ -602,6 +609,15 @@ int lsync_scan_open(lsync_ctx *ctx, const char *root,
   pthread_cond_init(&s->out_cv, NULL);
   pthread_cond_init(&s->free_cv, NULL);
   unsigned n = s->opts.threads ? s->opts.threads : default_threads();
+  if (collecting) {
+    /* The consumer crawls too, when idle, on top of the n threads: it
+     * fills the gaps while they wait on the disk or on each other. */
+    if (!(s->helper = calloc(1, sizeof *s->helper))) {
+      lsync_scan_close(s);
+      return lsync__fail(ctx, LSYNC_ENOMEM, "scan: out of memory");
+    }
+    s->helper->s = s;
+  }
   if (n > MAX_THREADS)
     n = MAX_THREADS;
   int rc = scan_start(s, n);
@@ -611,6 +627,45 @@ int lsync_scan_open(lsync_ctx *ctx, const char *root,
   }
   *out = s;
   return 0;
+}
+
+int lsync_scan_open(lsync_ctx *ctx, const char *root,
+                    const lsync_scan_opts *opts, lsync_scan **out) {
+  return scan_open(ctx, root, opts, 0, out);
+}
+
+int lsync__scan_open_collecting(lsync_ctx *ctx, const char *root,
+                                const lsync_scan_opts *opts,
+                                lsync_scan **out) {
+  return scan_open(ctx, root, opts, 1, out);
+}
+
+/* The consumer, out of batches, reads one directory itself.  Called and
+ * returns with out_mu held; 1 if it read one.  (Never holds both locks.) */
+static int consumer_help(lsync_scan *s) {
+  pthread_mutex_unlock(&s->out_mu);
+  struct dir_item *d = NULL;
+  pthread_mutex_lock(&s->work_mu);
+  if (s->stack && !atomic_load(&s->cancel)) {
+    d = s->stack;
+    s->stack = d->next;
+    s->busy++;
+  }
+  pthread_mutex_unlock(&s->work_mu);
+  if (d) {
+    int rc = walker_read_dir(s->helper, d);
+    free(d);
+    walker_hand_over(s->helper);
+    pthread_mutex_lock(&s->work_mu);
+    s->busy--;
+    if (!s->stack && !s->busy)
+      pthread_cond_broadcast(&s->work_cv);
+    pthread_mutex_unlock(&s->work_mu);
+    if (rc < 0 && !atomic_load(&s->cancel))
+      scan_cancel(s, LSYNC_ENOMEM);
+  }
+  pthread_mutex_lock(&s->out_mu);
+  return d != NULL;
 }
 
 static void report_error(lsync_scan *s, const struct rec *r, const char *path) {
@@ -643,6 +698,11 @@ int lsync_scan_next(lsync_scan *s, const lsync_entry **out) {
       batch_release_locked(s, b);
     s->cur = NULL;
     while (!s->out_head && s->live) {
+      /* Helping drops out_mu, so the state is re-checked after it even
+       * when there was nothing to read: the last walker may have pushed
+       * its batch and exited meanwhile, and its wake-up is gone. */
+      if (s->helper && (consumer_help(s) || s->out_head || !s->live))
+        continue;
       s->consumer_waiting = 1;
       pthread_cond_wait(&s->out_cv, &s->out_mu);
       s->consumer_waiting = 0;
@@ -686,6 +746,11 @@ void lsync_scan_close(lsync_scan *s) {
   scan_cancel(s, 0);
   for (unsigned i = 0; i < s->nthreads; i++)
     pthread_join(s->threads[i], NULL);
+  if (s->helper) { /* its batch goes back to the free list, freed below */
+    walker_hand_over(s->helper);
+    free(s->helper->path);
+    free(s->helper);
+  }
   while (s->stack) {
     struct dir_item *d = s->stack;
     s->stack = d->next;
@@ -696,6 +761,7 @@ void lsync_scan_close(lsync_scan *s) {
   batch_free(s->cur);
   free(s->threads);
   free(s->walkers);
+
   close(s->rootfd);
   pthread_mutex_destroy(&s->work_mu);
   pthread_mutex_destroy(&s->out_mu);

@@ -241,7 +241,17 @@ static void test_count(lsync_ctx *ctx) {
 }
 
 static void test_count_zero_sizes(lsync_ctx *ctx) {
-  /* Only empty files: the second pass must still spread them evenly. */
+  /* Only empty files: the second pass must still spread them evenly, and
+   * 200,000 equal sizes must not make ordering quadratic. */
+  struct tree big;
+  tree_make(&big, 200000, 10, 0, 0);
+  lsync_chunk_opts o8 = {.mode = LSYNC_CHUNK_COUNT, .count = 8};
+  struct seen sb;
+  CHECK(feed(ctx, &big, &o8, &sb) == 0);
+  CHECK(all_once(&sb));
+  free(sb.chunk_of);
+  tree_free(&big);
+
   struct tree t;
   tree_make(&t, 1000, 10, 0, 0);
   lsync_chunk_opts o = {.mode = LSYNC_CHUNK_COUNT, .count = 4};
