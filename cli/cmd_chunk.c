@@ -71,25 +71,13 @@ static void out_flush(struct out *o) {
   o->used = 0;
 }
 
-static void out_put(struct out *o, const char *s, size_t n) {
-  if (o->used + n > sizeof o->buf) {
-    out_flush(o);
-    if (n > sizeof o->buf) {
-      out_write(o, s, n);
-      return;
-    }
-  }
-  memcpy(o->buf + o->used, s, n);
-  o->used += n;
-}
-
-static void out_u64(struct out *o, uint64_t v) {
-  char tmp[24];
-  size_t i = sizeof tmp;
+/* Decimal digits of v, right-aligned in tmp[24]; returns the start. */
+static char *fmt_u64(char tmp[24], uint64_t v) {
+  char *p = tmp + 24;
   do
-    tmp[--i] = (char)('0' + v % 10);
+    *--p = (char)('0' + v % 10);
   while ((v /= 10) != 0);
-  out_put(o, tmp + i, sizeof tmp - i);
+  return p;
 }
 
 struct chunk_run {
@@ -102,6 +90,45 @@ struct chunk_run {
   unsigned nchunks;
   uint64_t bytes; /* as the chunks count them: a hard-linked file once */
 };
+
+/* PART<TAB>SIZE<TAB>PATH lines, built in place in the output buffer:
+ * this is the whole output of `chunk`, one line per entry. */
+static void print_chunk(struct chunk_run *r, const lsync_chunk *c) {
+  struct out *o = r->out;
+  char part[24], num[24];
+  char *pp = fmt_u64(part, lsync_chunk_index(c));
+  size_t plen = (size_t)(part + 24 - pp), n = lsync_chunk_len(c);
+  for (size_t i = 0; i < n; i++) {
+    lsync_chunk_item it;
+    lsync_chunk_item_at(c, i, &it);
+    char *sp = fmt_u64(num, it.size);
+    size_t slen = (size_t)(num + 24 - sp);
+    size_t len = plen + 1 + slen + 1 + it.path_len + 1;
+    if (o->used + len > sizeof o->buf) {
+      out_flush(o);
+      if (len > sizeof o->buf) { /* a path longer than the buffer */
+        out_write(o, pp, plen);
+        out_write(o, "\t", 1);
+        out_write(o, sp, slen);
+        out_write(o, "\t", 1);
+        out_write(o, it.path, it.path_len);
+        out_write(o, &r->term, 1);
+        continue;
+      }
+    }
+    char *d = o->buf + o->used;
+    memcpy(d, pp, plen);
+    d += plen;
+    *d++ = '\t';
+    memcpy(d, sp, slen);
+    d += slen;
+    *d++ = '\t';
+    memcpy(d, it.path, it.path_len);
+    d += it.path_len;
+    *d = r->term;
+    o->used += len;
+  }
+}
 
 static int write_list_file(struct chunk_run *r, lsync_chunk *c) {
   char name[4096];
@@ -131,17 +158,7 @@ static int on_chunk(void *ud, lsync_chunk *c) {
   if (r->tmpl) {
     rc = write_list_file(r, c);
   } else {
-    size_t n = lsync_chunk_len(c);
-    for (size_t i = 0; i < n; i++) {
-      lsync_chunk_item it;
-      lsync_chunk_item_at(c, i, &it);
-      out_u64(r->out, lsync_chunk_index(c));
-      out_put(r->out, "\t", 1);
-      out_u64(r->out, it.size);
-      out_put(r->out, "\t", 1);
-      out_put(r->out, it.path, it.path_len);
-      out_put(r->out, &r->term, 1);
-    }
+    print_chunk(r, c);
     if (r->out->failed)
       rc = -1;
   }
