@@ -156,21 +156,37 @@ static int chunk_tostring(lua_State *L) {
 struct collect {
   lua_State *L;
   int table;
+  int failed; /* a Lua error is on the stack, to raise after libsync returns */
 };
 
-/* Each chunk becomes a userdata the moment it arrives, so it is owned by
- * Lua's GC even if a later step raises. */
+/* Wrap the chunk (lightuserdata at 1) in a userdata and append it to the
+ * table at 2.  Run under lua_pcall: a memory error must not unwind
+ * through libsync.  The pointer is handed over last, when nothing can
+ * fail any more, so exactly one of Lua's GC and on_chunk frees it. */
+static int append_chunk(lua_State *L) {
+  lb_chunk *u = lua_newuserdatauv(L, sizeof *u, 0);
+  u->c = NULL;
+  luaL_setmetatable(L, LB_CHUNK_MT);
+  lua_rawseti(L, 2, (lua_Integer)luaL_len(L, 2) + 1);
+  u->c = lua_touserdata(L, 1);
+  return 0;
+}
+
 static int on_chunk(void *ud, lsync_chunk *c) {
   struct collect *col = ud;
   lua_State *L = col->L;
-  if (!lua_checkstack(L, 2)) {
+  if (!lua_checkstack(L, 4)) {
     lsync_chunk_free(c);
     return 1;
   }
-  lb_chunk *u = lua_newuserdatauv(L, sizeof *u, 0);
-  u->c = c;
-  luaL_setmetatable(L, LB_CHUNK_MT);
-  lua_rawseti(L, col->table, (lua_Integer)luaL_len(L, col->table) + 1);
+  lua_pushcfunction(L, append_chunk);
+  lua_pushlightuserdata(L, c);
+  lua_pushvalue(L, col->table);
+  if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+    lsync_chunk_free(c); /* append_chunk never handed it over */
+    col->failed = 1;
+    return 1;
+  }
   return 0;
 }
 
@@ -231,9 +247,13 @@ int lb_chunk_tree(lua_State *L) {
   if (lsync_ctx_new(&ctx) < 0)
     return luaL_error(L, "out of memory");
   lua_newtable(L); /* 4: the chunks */
-  struct collect col = {L, 4};
+  struct collect col = {L, 4, 0};
   lsync_scan_stats st;
   int rc = lsync_chunk_tree(ctx, dir, &sopts, &copts, on_chunk, &col, &st);
+  if (col.failed) {
+    lsync_ctx_free(ctx);
+    return lua_error(L); /* the error from append_chunk, on top */
+  }
   if (rc < 0) {
     int n = lb_fail(L, rc, lsync_ctx_errmsg(ctx));
     lsync_ctx_free(ctx);
