@@ -20,6 +20,8 @@ typedef struct lb_scan {
   int on_error;  /* registry ref of the Lua callback, or LUA_NOREF */
   int cb_failed; /* the callback raised; message on the Lua stack */
   int done;
+  int in_next;   /* inside lsync_scan_next(), maybe in on_error */
+  int close_pending; /* close() asked for from on_error */
 } lb_scan;
 
 static lb_scan *check_scan(lua_State *L) {
@@ -27,6 +29,12 @@ static lb_scan *check_scan(lua_State *L) {
 }
 
 static void scan_close(lua_State *L, lb_scan *u) {
+  if (u->in_next) {
+    /* From on_error: the scan is in use below us; close on return. */
+    u->close_pending = 1;
+    u->done = 1;
+    return;
+  }
   lsync_scan_close(u->scan);
   lsync_filter_free(u->filter);
   lsync_ctx_free(u->ctx);
@@ -38,18 +46,31 @@ static void scan_close(lua_State *L, lb_scan *u) {
   u->done = 1;
 }
 
-/* Runs inside lsync_scan_next(); a raising callback must not unwind
- * through libsync, so it runs under pcall and the error is re-raised once
+static int call_on_error(lua_State *L) {
+  lb_scan *u = lua_touserdata(L, 1);
+  const char *path = lua_touserdata(L, 2);
+  int err = (int)lua_tointeger(L, 3);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, u->on_error);
+  lua_pushstring(L, path);
+  lua_pushstring(L, strerror(err));
+  lua_call(L, 2, 0);
+  return 0;
+}
+
+/* Runs inside lsync_scan_next(): nothing may unwind through libsync, so
+ * everything that can raise (the callback, and pushing its string
+ * arguments) runs under pcall; the error is re-raised once
  * lsync_scan_next() has returned. */
 static void on_error(void *ud, const char *path, int err) {
   lb_scan *u = ud;
   lua_State *L = u->L;
-  if (u->cb_failed)
+  if (u->cb_failed || !lua_checkstack(L, 4))
     return;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, u->on_error);
-  lua_pushstring(L, path);
-  lua_pushstring(L, strerror(err));
-  if (lua_pcall(L, 2, 0, 0) != LUA_OK)
+  lua_pushcfunction(L, call_on_error);
+  lua_pushlightuserdata(L, u);
+  lua_pushlightuserdata(L, (void *)path);
+  lua_pushinteger(L, err);
+  if (lua_pcall(L, 3, 0, 0) != LUA_OK)
     u->cb_failed = 1;
 }
 
@@ -76,13 +97,23 @@ static void push_entry(lua_State *L, const lsync_entry *e) {
 /* __call: the next entry table, or nil at the end. */
 static int scan_call(lua_State *L) {
   lb_scan *u = check_scan(L);
+  if (u->in_next)
+    return luaL_error(L, "scan called from its own on_error callback");
   if (u->done)
     return 0;
   const lsync_entry *e;
   u->L = L;
+  u->in_next = 1;
   int rc = lsync_scan_next(u->scan, &e);
-  if (u->cb_failed)
-    return lua_error(L);
+  u->in_next = 0;
+  if (u->close_pending || u->cb_failed) {
+    /* An error from on_error ends the scan (the entry fetched with it
+     * cannot be delivered): close it, then raise. */
+    int failed = u->cb_failed;
+    u->cb_failed = 0;
+    scan_close(L, u); /* pushes nothing: the error stays on top */
+    return failed ? lua_error(L) : 0;
+  }
   if (rc > 0) {
     push_entry(L, e);
     return 1;

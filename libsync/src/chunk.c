@@ -258,7 +258,7 @@ int lsync__emit(lsync_chunker *ch, lsync_chunk *c, int sorted) {
     lsync__chunk_sort(c);
   c->index = ++ch->next_index;
   if (ch->cb(ch->ud, c) != 0) {
-    ch->stopped = 1;
+    ch->dead = LSYNC_ECANCELED;
     return lsync__fail(ch->ctx, LSYNC_ECANCELED, "chunking stopped by callback");
   }
   return 0;
@@ -319,29 +319,50 @@ int lsync_chunker_new(lsync_ctx *ctx, const lsync_chunk_opts *opts,
   return 0;
 }
 
+/* add() or finish() after a stop, a failure or a finish. */
+static int chunker_dead(lsync_chunker *ch) {
+  if (ch->dead == LSYNC_EINVAL)
+    return lsync__fail(ch->ctx, LSYNC_EINVAL, "chunker already finished");
+  return lsync__fail(ch->ctx, ch->dead, "chunker unusable after an earlier %s",
+                     ch->dead == LSYNC_ECANCELED ? "stop" : "error");
+}
+
 int lsync_chunker_add(lsync_chunker *ch, const lsync_entry *e) {
-  if (ch->stopped)
-    return lsync__fail(ch->ctx, LSYNC_ECANCELED, "chunking was stopped");
-  if (ch->o.mode != LSYNC_CHUNK_LIMITS)
-    return lsync__collect(ch, e);
-  if (lsync__is_hardlink(e))
-    return lsync__limits_hold(ch, e);
-  lsync_chunk_item it = {e->path, e->path_len, e->size, e->type};
-  return lsync__limits_place(ch, &it, 1, e->size);
+  if (ch->dead)
+    return chunker_dead(ch);
+  int rc;
+  if (ch->o.mode != LSYNC_CHUNK_LIMITS) {
+    rc = lsync__collect(ch, e);
+  } else if (lsync__is_hardlink(e)) {
+    rc = lsync__limits_hold(ch, e);
+  } else {
+    lsync_chunk_item it = {e->path, e->path_len, e->size, e->type};
+    rc = lsync__limits_place(ch, &it, 1, e->size);
+  }
+  /* A half-recorded entry must not reach a later finish(). */
+  if (rc < 0 && !ch->dead)
+    ch->dead = rc;
+  return rc;
 }
 
 
 int lsync_chunker_finish(lsync_chunker *ch) {
-  if (ch->stopped)
-    return lsync__fail(ch->ctx, LSYNC_ECANCELED, "chunking was stopped");
+  if (ch->dead)
+    return chunker_dead(ch);
+  int rc;
   switch (ch->o.mode) {
   case LSYNC_CHUNK_COUNT:
-    return lsync__finish_count(ch);
+    rc = lsync__finish_count(ch);
+    break;
   case LSYNC_CHUNK_TOPLEVEL:
-    return lsync__finish_toplevel(ch);
+    rc = lsync__finish_toplevel(ch);
+    break;
   default:
-    return lsync__finish_limits(ch);
+    rc = lsync__finish_limits(ch);
   }
+  /* Everything has been handed out (or failed): nothing more to do. */
+  ch->dead = rc < 0 ? rc : LSYNC_EINVAL;
+  return rc;
 }
 
 void lsync_chunker_free(lsync_chunker *ch) {

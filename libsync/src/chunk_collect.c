@@ -11,6 +11,7 @@
  * contiguous, then merges top-level groups that share a hard-linked inode
  * (union-find), because rsync -H only links names within one run.
  */
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,10 @@
 #include "chunk_internal.h"
 
 int lsync__collect(lsync_chunker *ch, const lsync_entry *e) {
+  /* Entries and units are numbered with int. */
+  if (ch->nents >= INT_MAX)
+    return lsync__fail(ch->ctx, LSYNC_ERANGE, "chunk: more than %d entries",
+                       INT_MAX);
   if (lsync__grow((void **)&ch->ents, &ch->cap_ents, ch->nents + 1, sizeof *ch->ents))
     return lsync__nomem(ch);
   const char *p = lsync__pool_copy(ch->pool, e->path, e->path_len);
@@ -37,6 +42,11 @@ int lsync__collect(lsync_chunker *ch, const lsync_entry *e) {
     u->last = idx;
     u->files++;
     x->unit = s->value;
+    /* The tie-break must not depend on which name the racing crawl
+     * delivered first: keep the smallest hash of all the names. */
+    uint64_t h = lsync__path_hash(p, e->path_len);
+    if (h < u->tie)
+      u->tie = h;
     return 0;
   }
   if (lsync__grow((void **)&ch->units, &ch->cap_units, ch->nunits + 1,

@@ -88,7 +88,7 @@ struct lsync_chunker {
   lsync_chunk_opts o;
   lsync_chunk_cb cb;
   void *ud;
-  int stopped;
+  int dead; /* after a stop or a failure: the code every later call gets */
   unsigned next_index;
   struct hl_map hl;
   /* COUNT / TOPLEVEL */

@@ -5,6 +5,7 @@
  * back until every name of the inode has been seen (st_nlink of them) and
  * then travel as one unit.
  */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -89,6 +90,8 @@ static int pending_place(lsync_chunker *ch, struct pending *p) {
 
 /* Hold a hard-linked name until all st_nlink names of the inode are in. */
 int lsync__limits_hold(lsync_chunker *ch, const lsync_entry *e) {
+  if (ch->npend >= INT_MAX) /* groups are numbered with int */
+    return lsync__fail(ch->ctx, LSYNC_ERANGE, "chunk: too many hard links");
   struct hl_slot *s = lsync__hl_find(&ch->hl, e->dev, e->ino);
   if (!s) {
     if (lsync__grow((void **)&ch->pend, &ch->cap_pend, ch->npend + 1,
@@ -100,6 +103,10 @@ int lsync__limits_hold(lsync_chunker *ch, const lsync_entry *e) {
     s = lsync__hl_find(&ch->hl, e->dev, e->ino);
   }
   struct pending *p = &ch->pend[s->value];
+  /* A link made during the crawl raises st_nlink: wait for the most any
+   * name has reported. */
+  if (e->nlink > p->nlink)
+    p->nlink = e->nlink;
   char *path = malloc(e->path_len + 1);
   if (!path || lsync__grow((void **)&p->items, &p->cap, p->n + 1, sizeof *p->items)) {
     free(path);

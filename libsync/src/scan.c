@@ -330,11 +330,27 @@ static int walker_defer_dir(struct walker *w, const char *path, size_t len) {
 
 /* Open a directory below the root.  Paths too long for one openat() are
  * opened one component at a time. */
+/* openat(2) with no symlink anywhere in the path (openat2 and
+ * RESOLVE_NO_SYMLINKS, Linux 5.6): O_NOFOLLOW guards only the last
+ * component, and a parent swapped for a symlink after it was read must
+ * not lead the crawl out of the tree.  Older kernels get plain openat. */
+static int open_beneath(int dirfd, const char *path, int flags) {
+#ifdef SYS_openat2
+  struct {
+    uint64_t flags, mode, resolve;
+  } how = {(uint64_t)flags, 0, 0x04 /* RESOLVE_NO_SYMLINKS */};
+  long fd = syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+  if (fd >= 0 || (errno != ENOSYS && errno != EPERM))
+    return (int)fd;
+#endif
+  return openat(dirfd, path, flags);
+}
+
 static int open_dir(lsync_scan *s, const char *path, size_t len) {
   const int flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
   if (len == 0)
     return openat(s->rootfd, ".", flags);
-  int fd = openat(s->rootfd, path, flags);
+  int fd = open_beneath(s->rootfd, path, flags);
   if (fd >= 0 || errno != ENAMETOOLONG)
     return fd;
   fd = dup(s->rootfd);
@@ -443,6 +459,12 @@ static int walker_read_dir(struct walker *w, const struct dir_item *dir) {
    * DIR allocation and two fcntl() calls per directory. */
   int rc = 0;
   for (;;) {
+    /* Checked per buffer too: excluded or vanished entries never reach a
+     * batch, where cancellation is otherwise noticed. */
+    if (atomic_load_explicit(&w->s->cancel, memory_order_relaxed)) {
+      rc = -1;
+      break;
+    }
     long n = syscall(SYS_getdents64, fd, w->dents, sizeof w->dents);
     if (n <= 0) {
       /* A failing read must not look like the end of a directory:
@@ -714,8 +736,12 @@ int lsync_scan_next(lsync_scan *s, const lsync_entry **out) {
       if (!s->out_head)
         s->out_tail = NULL;
     }
-    pthread_mutex_unlock(&s->out_mu);
     int fatal = atomic_load(&s->fatal);
+    if (fatal && b) { /* not handed out: back to the pool, freed on close */
+      batch_release_locked(s, b);
+      b = NULL;
+    }
+    pthread_mutex_unlock(&s->out_mu);
     if (fatal)
       return lsync__fail(s->ctx, fatal, "scan failed: %s",
                          lsync_strerror(fatal));

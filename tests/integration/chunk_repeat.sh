@@ -6,6 +6,13 @@
 need timeout cmp sort
 
 "$MKTREE" sample "$work/src" -n 3000 --per-dir 20
+# Many hard-link pairs of equal size: their order must not depend on which
+# name the racing crawl delivers first.
+mkdir "$work/src/hl-a" "$work/src/hl-b"
+for i in $(seq 1 60); do
+  printf '%01000d' "$i" >"$work/src/hl-a/f$i"
+  ln "$work/src/hl-a/f$i" "$work/src/hl-b/g$i"
+done
 runs=${REPEAT_RUNS:-40}
 for mode in "-n 5" "-t" "-f 97" "-s 64k"; do
   for j in 1 2 3 8; do

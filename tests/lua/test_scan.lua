@@ -88,4 +88,19 @@ local ok, err = pcall(function()
   for _ in sp.scan(src, { on_error = function() error("stop here") end }) do end
 end)
 assert(not ok and tostring(err):match("stop here"), tostring(err))
+-- ... and ends the scan: later calls yield nothing instead of garbage.
+local failing = sp.scan(src, { on_error = function() error("once") end })
+ok, err = pcall(function() for _ in failing do end end)
+assert(not ok and tostring(err):match("once"))
+assert(failing() == nil, "a scan ended by its callback's error stays ended")
+
+-- Re-entry from on_error: close() is deferred until the crawl step
+-- returns; calling the iterator there raises instead of corrupting it.
+local reent
+reent = sp.scan(src, { on_error = function() reent:close() end })
+for _ in reent do end
+assert(tostring(reent):match("closed"))
+reent = sp.scan(src, { on_error = function() reent() end })
+ok, err = pcall(function() for _ in reent do end end)
+assert(not ok and tostring(err):match("own on_error"), tostring(err))
 print(("lua scan: ok (%d entries)"):format(n))

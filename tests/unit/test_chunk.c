@@ -147,6 +147,15 @@ static int collect(void *ud, lsync_chunk *c) {
   return s->stop_after && s->nchunks >= s->stop_after;
 }
 
+/* Counts chunks and their sizes only (entries outside any tree). */
+static int count_only(void *ud, lsync_chunk *c) {
+  struct seen *s = ud;
+  s->nchunks++;
+  s->files[lsync_chunk_index(c)] = lsync_chunk_len(c);
+  lsync_chunk_free(c);
+  return 0;
+}
+
 static int feed(lsync_ctx *ctx, const struct tree *t, const lsync_chunk_opts *o,
                 struct seen *s) {
   memset(s, 0, sizeof *s);
@@ -285,6 +294,31 @@ static void test_limits(lsync_ctx *ctx) {
   CHECK(over == 1); /* only the 50 MiB file's chunk */
   CHECK(s.files[s.chunk_of[500]] == 1);
   free(s.chunk_of);
+
+  /* st_nlink grew during the crawl (a link made meanwhile): the group
+   * waits for the most any name reported and is not split. */
+  {
+    lsync_entry g[3] = {
+        {.path = "a/x", .path_len = 3, .type = LSYNC_T_FILE, .size = 5,
+         .dev = 9, .ino = 77, .nlink = 2},
+        {.path = "b/x", .path_len = 3, .type = LSYNC_T_FILE, .size = 5,
+         .dev = 9, .ino = 77, .nlink = 3},
+        {.path = "c/x", .path_len = 3, .type = LSYNC_T_FILE, .size = 5,
+         .dev = 9, .ino = 77, .nlink = 3}};
+    lsync_chunk_opts one = {.mode = LSYNC_CHUNK_LIMITS, .max_files = 1};
+    struct seen sg;
+    memset(&sg, 0, sizeof sg);
+    lsync_chunker *chg;
+    CHECK(lsync_chunker_new(ctx, &one, count_only, &sg, &chg) == 0);
+    for (int i = 0; i < 3; i++)
+      CHECK(lsync_chunker_add(chg, &g[i]) == 0);
+    CHECK(lsync_chunker_finish(chg) == 0);
+    CHECK(sg.nchunks == 1 && sg.files[1] == 3);
+    /* Finished: further calls are refused, not silently wrong. */
+    CHECK(lsync_chunker_add(chg, &g[0]) == LSYNC_EINVAL);
+    CHECK(lsync_chunker_finish(chg) == LSYNC_EINVAL);
+    lsync_chunker_free(chg);
+  }
 
   /* A hard-link group whose other names are outside the input still
    * comes out (at finish). */

@@ -98,7 +98,9 @@ LSYNC_API int lsync_chunker_new(lsync_ctx *ctx, const lsync_chunk_opts *opts,
 /* Feed one entry (copied).  May run the callback in LIMITS mode. */
 LSYNC_API int lsync_chunker_add(lsync_chunker *ch, const lsync_entry *e);
 
-/* No more entries: hand out every remaining chunk. */
+/* No more entries: hand out every remaining chunk.  After a failed add
+ * or finish, a stop by the callback, or a finish, the chunker refuses
+ * further add/finish calls (its results would be incomplete): free it. */
 LSYNC_API int lsync_chunker_finish(lsync_chunker *ch);
 
 LSYNC_API void lsync_chunker_free(lsync_chunker *ch);
