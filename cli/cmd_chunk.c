@@ -27,10 +27,12 @@ static const char chunk_help[] =
     "\n"
     "modes (one of):\n"
     "  -n N          exactly N chunks, balanced by bytes then by entries\n"
-    "  -f FILES      at most FILES entries per chunk (may be combined with -s)\n"
+    "  -f FILES      at most FILES entries per chunk (may be combined with "
+    "-s)\n"
     "  -s SIZE       at most SIZE bytes per chunk; a larger file gets a chunk\n"
     "                of its own.  -f/-s chunks are streamed while the crawl\n"
-    "                runs.  SIZE takes k, M, G, T, P suffixes (powers of 1024)\n"
+    "                runs.  SIZE takes k, M, G, T, P suffixes (powers of "
+    "1024)\n"
     "  -t            one chunk per top-level entry of DIR\n"
     "options:\n"
     "  -L            live mode (fpart's flag): accepted, -f/-s always stream\n"
@@ -181,8 +183,9 @@ struct chunk_args {
 };
 
 static int parse_u64(const char *opt, const char *s, uint64_t *v, int sized) {
-  if (sized ? lsync_parse_size(s, v) == 0 : (lsync_parse_size(s, v) == 0 &&
-                                             strspn(s, "0123456789") == strlen(s)))
+  if (sized ? lsync_parse_size(s, v) == 0
+            : (lsync_parse_size(s, v) == 0 &&
+               strspn(s, "0123456789") == strlen(s)))
     return 0;
   cli_error("chunk: %s expects %s, not '%s'", opt,
             sized ? "a size such as 4G or 512k" : "a whole number", s);
@@ -211,7 +214,8 @@ static int parse_chunk_args(int argc, char **argv, lsync_filter *f,
   lsync_scan_opts_init(&a->sopts);
   a->term = '\n';
   optind = 1;
-  while ((c = getopt_long(argc, argv, "+hn:f:s:tLx:i:0o:vbj:", longopts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "+hn:f:s:tLx:i:0o:vbj:", longopts,
+                          NULL)) != -1) {
     switch (c) {
     case 'h':
       fputs(chunk_help, stdout);
@@ -275,7 +279,8 @@ static int parse_chunk_args(int argc, char **argv, lsync_filter *f,
     }
   }
   if (limits) {
-    if ((limits & 1 && !a->copts.max_files) || (limits & 2 && !a->copts.max_bytes)) {
+    if ((limits & 1 && !a->copts.max_files) ||
+        (limits & 2 && !a->copts.max_bytes)) {
       cli_error("chunk: -f and -s limits must be greater than 0");
       return -1;
     }
@@ -319,7 +324,8 @@ int cmd_chunk(int argc, char **argv) {
   struct chunk_run run = {&out, ctx, a.tmpl, a.term, a.verbose, 0, 0, 0};
   lsync_scan_stats st;
   double t0 = now();
-  int rc = lsync_chunk_tree(ctx, a.dir, &a.sopts, &a.copts, on_chunk, &run, &st);
+  int rc =
+      lsync_chunk_tree(ctx, a.dir, &a.sopts, &a.copts, on_chunk, &run, &st);
   out_flush(&out);
   double dt = now() - t0;
   if (rc < 0 && !run.failed) {
@@ -336,8 +342,8 @@ int cmd_chunk(int argc, char **argv) {
             "%" PRIu64 " entries, %" PRIu64 " bytes in %u chunks; %" PRIu64
             " dirs read, %" PRIu64 " excluded, %" PRIu64
             " unreadable; %.3f s (%.0f entries/s)\n",
-            st.entries, run.bytes, run.nchunks, st.dirs, st.excluded,
-            st.errors, dt, dt > 0 ? (double)st.entries / dt : 0.0);
+            st.entries, run.bytes, run.nchunks, st.dirs, st.excluded, st.errors,
+            dt, dt > 0 ? (double)st.entries / dt : 0.0);
   status = (run.failed || out.failed || st.errors) ? EXIT_PARTIAL : EXIT_OK;
 done:
   lsync_filter_free(f);

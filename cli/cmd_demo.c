@@ -99,7 +99,8 @@ int cmd_demo(int argc, char **argv) {
     }
   } else {
     const char *tmp = getenv("TMPDIR");
-    snprintf(dir, sizeof dir, "%s/syncplan-demo.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    snprintf(dir, sizeof dir, "%s/syncplan-demo.XXXXXX",
+             tmp && *tmp ? tmp : "/tmp");
     if (!mkdtemp(dir)) {
       cli_error("demo: cannot create a directory: %s", strerror(errno));
       return EXIT_USAGE;
@@ -121,6 +122,7 @@ int cmd_demo(int argc, char **argv) {
   int rc = cmd_chunk(8, args);
   if (rc == EXIT_OK)
     printf("chunk lists (NUL-separated, for rsync --files-from --from0): "
-           "%s.1 .. %s.4\n", tmpl, tmpl);
+           "%s.1 .. %s.4\n",
+           tmpl, tmpl);
   return rc;
 }

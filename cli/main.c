@@ -27,22 +27,21 @@ static const struct {
   int (*run)(int, char **);
   const char *summary;
 } commands[] = {
-    {"chunk", cmd_chunk, "partition a tree into chunk lists (fpart-compatible)"},
+    {"chunk", cmd_chunk,
+     "partition a tree into chunk lists (fpart-compatible)"},
     {"demo", cmd_demo, "generate a sample tree and run the default job on it"},
 };
 
 static void usage(FILE *out) {
-  fprintf(out,
-          "usage: syncplan COMMAND [ARGS]\n"
-          "\n"
-          "commands:\n");
+  fprintf(out, "usage: syncplan COMMAND [ARGS]\n"
+               "\n"
+               "commands:\n");
   for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
     fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
-  fprintf(out,
-          "\n"
-          "Run 'syncplan COMMAND --help' for a command's options.\n"
-          "Exit status: 0 done, 1 finished with failures, 2 usage error,\n"
-          "3 interrupted (resumable), 4 could not connect.\n");
+  fprintf(out, "\n"
+               "Run 'syncplan COMMAND --help' for a command's options.\n"
+               "Exit status: 0 done, 1 finished with failures, 2 usage error,\n"
+               "3 interrupted (resumable), 4 could not connect.\n");
 }
 
 int main(int argc, char **argv) {

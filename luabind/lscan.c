@@ -20,7 +20,7 @@ typedef struct lb_scan {
   int on_error;  /* registry ref of the Lua callback, or LUA_NOREF */
   int cb_failed; /* the callback raised; message on the Lua stack */
   int done;
-  int in_next;   /* inside lsync_scan_next(), maybe in on_error */
+  int in_next;       /* inside lsync_scan_next(), maybe in on_error */
   int close_pending; /* close() asked for from on_error */
 } lb_scan;
 

@@ -12,8 +12,8 @@ int lb_fail(lua_State *L, int code, const char *msg) {
 }
 
 /* Rules from a string or an array of strings at the table field `key`. */
-static void add_rules(lua_State *L, int opts, const char *key,
-                      lsync_filter *f, int kind) {
+static void add_rules(lua_State *L, int opts, const char *key, lsync_filter *f,
+                      int kind) {
   int t = lua_getfield(L, opts, key);
   if (t == LUA_TNIL) {
     lua_pop(L, 1);
@@ -111,9 +111,9 @@ static int lb_match(lua_State *L) {
 }
 
 static const luaL_Reg funcs[] = {
-    {"scan", lb_scan_new},       {"chunk", lb_chunk_tree},
+    {"scan", lb_scan_new},         {"chunk", lb_chunk_tree},
     {"parse_size", lb_parse_size}, {"strerror", lb_strerror},
-    {"match", lb_match},         {NULL, NULL}};
+    {"match", lb_match},           {NULL, NULL}};
 
 #if defined(__GNUC__)
 __attribute__((visibility("default")))

@@ -28,7 +28,7 @@ void lb_scan_opts(lua_State *L, int idx, lsync_scan_opts *opts,
  * return the slot, so a filter survives no raised error unfreed. */
 lsync_filter **lb_filter_holder(lua_State *L);
 
-int lb_scan_new(lua_State *L);  /* syncplan.scan(dir [, opts]) */
+int lb_scan_new(lua_State *L);   /* syncplan.scan(dir [, opts]) */
 int lb_chunk_tree(lua_State *L); /* syncplan.chunk(dir [, opts]) */
 void lb_scan_register(lua_State *L);
 void lb_chunk_register(lua_State *L);

@@ -64,9 +64,15 @@ const char *lsync__pool_copy(struct pool *p, const char *s, size_t len) {
 
 /* ---- chunks ------------------------------------------------------------ */
 
-unsigned lsync_chunk_index(const lsync_chunk *c) { return c->index; }
-size_t lsync_chunk_len(const lsync_chunk *c) { return c->n; }
-uint64_t lsync_chunk_bytes(const lsync_chunk *c) { return c->bytes; }
+unsigned lsync_chunk_index(const lsync_chunk *c) {
+  return c->index;
+}
+size_t lsync_chunk_len(const lsync_chunk *c) {
+  return c->n;
+}
+uint64_t lsync_chunk_bytes(const lsync_chunk *c) {
+  return c->bytes;
+}
 
 void lsync_chunk_item_at(const lsync_chunk *c, size_t i,
                          lsync_chunk_item *out) {
@@ -108,8 +114,9 @@ int lsync__chunk_push(lsync_chunk *c, const lsync_chunk_item *it) {
   return 0;
 }
 
-void lsync__chunk_sort(lsync_chunk *c) { lsync__sort_items(c->items, c->n); }
-
+void lsync__chunk_sort(lsync_chunk *c) {
+  lsync__sort_items(c->items, c->n);
+}
 
 static int write_all(int fd, const char *p, size_t n) {
   while (n) {
@@ -149,8 +156,7 @@ int lsync_chunk_write(lsync_ctx *ctx, const lsync_chunk *c, int fd,
   if (write_all(fd, buf, used) == 0)
     return 0;
 fail:
-  return lsync__fail_errno(ctx, errno, "cannot write chunk %u list",
-                           c->index);
+  return lsync__fail_errno(ctx, errno, "cannot write chunk %u list", c->index);
 }
 
 /* ---- hard-link map: (dev, ino) -> int, open addressing ----------------- */
@@ -165,7 +171,8 @@ struct hl_slot *lsync__hl_find(const struct hl_map *m, uint64_t dev,
                                uint64_t ino) {
   if (!m->cap)
     return NULL;
-  for (size_t i = hl_hash(dev, ino) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+  for (size_t i = hl_hash(dev, ino) & (m->cap - 1);;
+       i = (i + 1) & (m->cap - 1)) {
     struct hl_slot *s = &m->slots[i];
     if (!s->used)
       return NULL;
@@ -259,7 +266,8 @@ int lsync__emit(lsync_chunker *ch, lsync_chunk *c, int sorted) {
   c->index = ++ch->next_index;
   if (ch->cb(ch->ud, c) != 0) {
     ch->dead = LSYNC_ECANCELED;
-    return lsync__fail(ch->ctx, LSYNC_ECANCELED, "chunking stopped by callback");
+    return lsync__fail(ch->ctx, LSYNC_ECANCELED,
+                       "chunking stopped by callback");
   }
   return 0;
 }
@@ -345,7 +353,6 @@ int lsync_chunker_add(lsync_chunker *ch, const lsync_entry *e) {
   return rc;
 }
 
-
 int lsync_chunker_finish(lsync_chunker *ch) {
   if (ch->dead)
     return chunker_dead(ch);
@@ -381,8 +388,8 @@ void lsync_chunker_free(lsync_chunker *ch) {
 
 int lsync_chunk_tree(lsync_ctx *ctx, const char *root,
                      const lsync_scan_opts *sopts,
-                     const lsync_chunk_opts *copts, lsync_chunk_cb cb,
-                     void *ud, lsync_scan_stats *stats) {
+                     const lsync_chunk_opts *copts, lsync_chunk_cb cb, void *ud,
+                     lsync_scan_stats *stats) {
   lsync_chunker *ch;
   lsync_scan *scan;
   int rc = lsync_chunker_new(ctx, copts, cb, ud, &ch);
@@ -407,4 +414,3 @@ int lsync_chunk_tree(lsync_ctx *ctx, const char *root,
   lsync_chunker_free(ch);
   return rc;
 }
-

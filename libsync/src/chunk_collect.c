@@ -24,18 +24,20 @@ int lsync__collect(lsync_chunker *ch, const lsync_entry *e) {
   if (ch->nents >= INT_MAX)
     return lsync__fail(ch->ctx, LSYNC_ERANGE, "chunk: more than %d entries",
                        INT_MAX);
-  if (lsync__grow((void **)&ch->ents, &ch->cap_ents, ch->nents + 1, sizeof *ch->ents))
+  if (lsync__grow((void **)&ch->ents, &ch->cap_ents, ch->nents + 1,
+                  sizeof *ch->ents))
     return lsync__nomem(ch);
   const char *p = lsync__pool_copy(ch->pool, e->path, e->path_len);
   if (!p)
     return lsync__nomem(ch);
   int idx = (int)ch->nents++;
   struct ent *x = &ch->ents[idx];
-  *x = (struct ent){p,       e->path_len,    e->size, e->dev, e->ino,
+  *x = (struct ent){p,       e->path_len,           e->size, e->dev, e->ino,
                     e->type, lsync__is_hardlink(e), -1,      -1};
   if (ch->o.mode == LSYNC_CHUNK_TOPLEVEL)
     return 0; /* grouped after sorting, in finish_toplevel */
-  struct hl_slot *s = lsync__is_hardlink(e) ? lsync__hl_find(&ch->hl, e->dev, e->ino) : NULL;
+  struct hl_slot *s =
+      lsync__is_hardlink(e) ? lsync__hl_find(&ch->hl, e->dev, e->ino) : NULL;
   if (s) {
     struct unit *u = &ch->units[s->value];
     ch->ents[u->last].next = idx;
@@ -50,7 +52,7 @@ int lsync__collect(lsync_chunker *ch, const lsync_entry *e) {
     return 0;
   }
   if (lsync__grow((void **)&ch->units, &ch->cap_units, ch->nunits + 1,
-           sizeof *ch->units))
+                  sizeof *ch->units))
     return lsync__nomem(ch);
   int uid = (int)ch->nunits++;
   ch->units[uid] = (struct unit){.bytes = e->size,
@@ -161,7 +163,8 @@ static struct ukey *sort_units(const struct unit *u, size_t n) {
     }
     /* Runs of equal size are short in real trees: insertion sort. */
     for (size_t a = i + 1; a < j; a++)
-      for (size_t b = a; b > i && unit_cmp(&u[src[b - 1].unit], &u[src[b].unit]) > 0; b--) {
+      for (size_t b = a;
+           b > i && unit_cmp(&u[src[b - 1].unit], &u[src[b].unit]) > 0; b--) {
         struct ukey t = src[b];
         src[b] = src[b - 1];
         src[b - 1] = t;
@@ -372,4 +375,3 @@ int lsync__finish_toplevel(lsync_chunker *ch) {
   free(parent);
   return rc;
 }
-

@@ -95,7 +95,7 @@ int lsync__limits_hold(lsync_chunker *ch, const lsync_entry *e) {
   struct hl_slot *s = lsync__hl_find(&ch->hl, e->dev, e->ino);
   if (!s) {
     if (lsync__grow((void **)&ch->pend, &ch->cap_pend, ch->npend + 1,
-             sizeof *ch->pend) < 0 ||
+                    sizeof *ch->pend) < 0 ||
         lsync__hl_put(&ch->hl, e->dev, e->ino, (int)ch->npend) < 0)
       return lsync__nomem(ch);
     ch->pend[ch->npend++] =
@@ -108,7 +108,8 @@ int lsync__limits_hold(lsync_chunker *ch, const lsync_entry *e) {
   if (e->nlink > p->nlink)
     p->nlink = e->nlink;
   char *path = malloc(e->path_len + 1);
-  if (!path || lsync__grow((void **)&p->items, &p->cap, p->n + 1, sizeof *p->items)) {
+  if (!path ||
+      lsync__grow((void **)&p->items, &p->cap, p->n + 1, sizeof *p->items)) {
     free(path);
     return lsync__nomem(ch);
   }
@@ -151,4 +152,3 @@ int lsync__finish_limits(lsync_chunker *ch) {
   memset(ch->hl.slots, 0, ch->hl.cap * sizeof *ch->hl.slots);
   return rc ? rc : limits_emit_cur(ch);
 }
-

@@ -11,7 +11,9 @@ int lsync_ctx_new(lsync_ctx **out) {
   return ctx ? 0 : LSYNC_ENOMEM;
 }
 
-void lsync_ctx_free(lsync_ctx *ctx) { free(ctx); }
+void lsync_ctx_free(lsync_ctx *ctx) {
+  free(ctx);
+}
 
 void lsync_ctx_set_log(lsync_ctx *ctx, lsync_log_cb cb, void *ud,
                        lsync_log_level max_level) {
@@ -20,7 +22,9 @@ void lsync_ctx_set_log(lsync_ctx *ctx, lsync_log_cb cb, void *ud,
   ctx->log_max = max_level;
 }
 
-const char *lsync_ctx_errmsg(const lsync_ctx *ctx) { return ctx->errmsg; }
+const char *lsync_ctx_errmsg(const lsync_ctx *ctx) {
+  return ctx->errmsg;
+}
 
 const char *lsync_version(void) {
 #define LSYNC__STR2(x) #x

@@ -8,8 +8,8 @@ const char *lsync_strerror(int code) {
   switch (code) {
   case LSYNC_OK:
     return "success";
-#define XX(name, num, msg)                                                    \
-  case LSYNC_##name:                                                          \
+#define XX(name, num, msg)                                                     \
+  case LSYNC_##name:                                                           \
     return msg;
     LSYNC_ERRNO_MAP(XX)
 #undef XX
@@ -21,8 +21,8 @@ const char *lsync_err_name(int code) {
   switch (code) {
   case LSYNC_OK:
     return "OK";
-#define XX(name, num, msg)                                                    \
-  case LSYNC_##name:                                                          \
+#define XX(name, num, msg)                                                     \
+  case LSYNC_##name:                                                           \
     return #name;
     LSYNC_ERRNO_MAP(XX)
 #undef XX

@@ -30,16 +30,11 @@
  * running out of text means a later start has even less text, and a "*"
  * stopped by a "/" can only be helped by a "**" further out.
  */
-enum {
-  WM_NOMATCH = 0,
-  WM_MATCH = 1,
-  WM_ABORT_ALL = 2,
-  WM_ABORT_SLASH = 3
-};
+enum { WM_NOMATCH = 0, WM_MATCH = 1, WM_ABORT_ALL = 2, WM_ABORT_SLASH = 3 };
 
 typedef struct rule {
-  const char *pat;  /* body: no anchoring "/", no trailing "/" */
-  char *owned;      /* pat's heap copy in a filter, NULL when compiled alone */
+  const char *pat; /* body: no anchoring "/", no trailing "/" */
+  char *owned;     /* pat's heap copy in a filter, NULL when compiled alone */
   size_t len;
   size_t base_len;  /* wild3: length of the body before its "/" + "***" */
   size_t alt_off;   /* "**" + "/" prefix: offset of what follows, else 0 */
@@ -56,36 +51,47 @@ struct lsync_filter {
 
 /* ---- character classes ------------------------------------------------ */
 
-static const char *const posix_names[] = {
-  "alnum", "alpha", "blank", "cntrl", "digit", "graph",
-  "lower", "print", "punct", "space", "upper", "xdigit"
-};
+static const char *const posix_names[] = {"alnum", "alpha", "blank", "cntrl",
+                                          "digit", "graph", "lower", "print",
+                                          "punct", "space", "upper", "xdigit"};
 
 /*
  * ASCII only, instead of <ctype.h>: the answer must not depend on the
  * process locale (global state another thread may change), and bytes of
  * non-UTF-8 names above 0x7f must not fall into a class by accident.
  */
-static int posix_has(int idx, unsigned c)
-{
+static int posix_has(int idx, unsigned c) {
   int lower = c >= 'a' && c <= 'z', upper = c >= 'A' && c <= 'Z';
   int digit = c >= '0' && c <= '9';
   int graph = c > 0x20 && c < 0x7f;
 
   switch (idx) {
-  case 0: return lower || upper || digit;
-  case 1: return lower || upper;
-  case 2: return c == ' ' || c == '\t';
-  case 3: return c < 0x20 || c == 0x7f;
-  case 4: return digit;
-  case 5: return graph;
-  case 6: return lower;
-  case 7: return graph || c == ' ';
-  case 8: return graph && !lower && !upper && !digit;
-  case 9: return c == ' ' || (c >= '\t' && c <= '\r');
-  case 10: return upper;
-  case 11: return digit || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-  default: return 0;
+  case 0:
+    return lower || upper || digit;
+  case 1:
+    return lower || upper;
+  case 2:
+    return c == ' ' || c == '\t';
+  case 3:
+    return c < 0x20 || c == 0x7f;
+  case 4:
+    return digit;
+  case 5:
+    return graph;
+  case 6:
+    return lower;
+  case 7:
+    return graph || c == ' ';
+  case 8:
+    return graph && !lower && !upper && !digit;
+  case 9:
+    return c == ' ' || (c >= '\t' && c <= '\r');
+  case 10:
+    return upper;
+  case 11:
+    return digit || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+  default:
+    return 0;
   }
 }
 
@@ -94,8 +100,7 @@ static int posix_has(int idx, unsigned c)
  * class index and sets *end past the ":]"; -1 when this is not a class
  * name at all, so the "[" is an ordinary member; -2 for an unknown name.
  */
-static int posix_class(const char *p, const char *pe, const char **end)
-{
+static int posix_class(const char *p, const char *pe, const char **end) {
   const char *q = p;
   size_t i;
 
@@ -112,8 +117,7 @@ static int posix_class(const char *p, const char *pe, const char **end)
 }
 
 /* One class member that may be backslash-quoted; NULL if nothing follows. */
-static const char *class_char(const char *p, const char *pe, unsigned *c)
-{
+static const char *class_char(const char *p, const char *pe, unsigned *c) {
   if (*p == '\\' && ++p == pe)
     return NULL;
   *c = (unsigned char)*p;
@@ -126,8 +130,7 @@ static const char *class_char(const char *p, const char *pe, unsigned *c)
  * closing "]", NULL if the class is malformed.  Compiling runs this on
  * every class first, so the matcher never sees NULL.
  */
-static const char *scan_class(const char *p, const char *pe, int c, int *hit)
-{
+static const char *scan_class(const char *p, const char *pe, int c, int *hit) {
   const char *first;
   int neg = 0, in = 0;
 
@@ -172,8 +175,7 @@ static const char *scan_class(const char *p, const char *pe, int c, int *hit)
 /* ---- the wildcard matcher -------------------------------------------- */
 
 /* Matches the one-character token at *pp against c and steps past it. */
-static int token_match(const char **pp, const char *pe, unsigned char c)
-{
+static int token_match(const char **pp, const char *pe, unsigned char c) {
   const char *p = *pp;
   int hit = 0;
 
@@ -202,8 +204,7 @@ static int wild_match(const char *p, const char *pe, const char *t,
  * place that backtracks by recursion; the abort codes cut it short.
  */
 static int dstar_match(const char *p, const char *pe, const char *t,
-                       const char *te)
-{
+                       const char *te) {
   int r;
 
   while (p < pe && *p == '*')
@@ -228,8 +229,7 @@ static int dstar_match(const char *p, const char *pe, const char *t,
  * classic argument holds.  That bounds the work at len(p) * len(t).
  */
 static int wild_match(const char *p, const char *pe, const char *t,
-                      const char *te)
-{
+                      const char *te) {
   const char *sp = NULL, *st = NULL;
 
   for (;;) {
@@ -268,8 +268,7 @@ static int wild_match(const char *p, const char *pe, const char *t,
  * parse and finds the "**" + "/" prefix and "/" + "***" suffix (either
  * slash may be written "\/").
  */
-static int scan_wild(rule *r)
-{
+static int scan_wild(rule *r) {
   const char *p = r->pat, *pe = p + r->len, *tok;
   const char *slash_prev = NULL, *slash_cur = NULL;
   size_t ntok = 0, run = 0, first_run = 0;
@@ -312,8 +311,7 @@ static int scan_wild(rule *r)
  * Fills r from pattern [src, src + n).  r->pat points into src, so this
  * never allocates; lsync_filter_add() copies the body afterwards.
  */
-static int compile(rule *r, const char *src, size_t n)
-{
+static int compile(rule *r, const char *src, size_t n) {
   size_t i;
   int rc;
 
@@ -353,8 +351,7 @@ static int compile(rule *r, const char *src, size_t n)
 
 /* ---- matching a rule -------------------------------------------------- */
 
-static int wm(const char *p, size_t plen, const char *t, const char *te)
-{
+static int wm(const char *p, size_t plen, const char *t, const char *te) {
   return wild_match(p, p + plen, t, te) == WM_MATCH;
 }
 
@@ -364,8 +361,7 @@ static int wm(const char *p, size_t plen, const char *t, const char *te)
  * ("**" prefix) and after a directory ("/" + "***" suffix).
  */
 static int match_subject(const rule *r, const char *t, const char *te,
-                         int is_dir)
-{
+                         int is_dir) {
   int tail = r->wild3 && is_dir;
   const char *alt = r->pat + r->alt_off;
 
@@ -387,8 +383,7 @@ static int match_subject(const rule *r, const char *t, const char *te,
  * never matches, and real rsync indeed skips it (try "[--/]" on "-").
  */
 static const char *last_components(const char *path, const char *end,
-                                   unsigned k)
-{
+                                   unsigned k) {
   const char *s = end;
 
   for (; s > path; s--)
@@ -397,8 +392,7 @@ static const char *last_components(const char *path, const char *end,
   return k == 1 ? path : NULL;
 }
 
-static int literal_matches(const rule *r, const char *path, size_t n)
-{
+static int literal_matches(const rule *r, const char *path, size_t n) {
   const char *s;
 
   if (r->len > n)
@@ -411,9 +405,7 @@ static int literal_matches(const rule *r, const char *path, size_t n)
   return (s == path || s[-1] == '/') && memcmp(s, r->pat, r->len) == 0;
 }
 
-static int rule_matches(const rule *r, const char *path, size_t n,
-                        int is_dir)
-{
+static int rule_matches(const rule *r, const char *path, size_t n, int is_dir) {
   const char *end = path + n, *s;
 
   if (r->dir_only && !is_dir)
@@ -440,16 +432,15 @@ static int rule_matches(const rule *r, const char *path, size_t n,
 
 /* ---- public API -------------------------------------------------------- */
 
-int lsync_filter_new(lsync_filter **out)
-{
+int lsync_filter_new(lsync_filter **out) {
   if (!out)
     return LSYNC_EINVAL;
   *out = calloc(1, sizeof **out);
   return *out ? 0 : LSYNC_ENOMEM;
 }
 
-int lsync_filter_add(lsync_filter *f, lsync_rule_kind kind, const char *pattern)
-{
+int lsync_filter_add(lsync_filter *f, lsync_rule_kind kind,
+                     const char *pattern) {
   rule r;
   char *copy;
   int rc;
@@ -480,17 +471,16 @@ int lsync_filter_add(lsync_filter *f, lsync_rule_kind kind, const char *pattern)
   return 0;
 }
 
-int lsync_filter_add_rule(lsync_filter *f, const char *text)
-{
+int lsync_filter_add_rule(lsync_filter *f, const char *text) {
   static const struct {
     const char *name;
     size_t len;
     lsync_rule_kind kind;
   } names[] = {
-    {"-", 1, LSYNC_EXCLUDE},
-    {"+", 1, LSYNC_INCLUDE},
-    {"exclude", 7, LSYNC_EXCLUDE},
-    {"include", 7, LSYNC_INCLUDE},
+      {"-", 1, LSYNC_EXCLUDE},
+      {"+", 1, LSYNC_INCLUDE},
+      {"exclude", 7, LSYNC_EXCLUDE},
+      {"include", 7, LSYNC_INCLUDE},
   };
   size_t i;
 
@@ -506,14 +496,12 @@ int lsync_filter_add_rule(lsync_filter *f, const char *text)
   return LSYNC_EPATTERN;
 }
 
-size_t lsync_filter_count(const lsync_filter *f)
-{
+size_t lsync_filter_count(const lsync_filter *f) {
   return f ? f->count : 0;
 }
 
 int lsync_filter_excludes(const lsync_filter *f, const char *path, size_t len,
-                          int is_dir)
-{
+                          int is_dir) {
   size_t i;
 
   if (!f)
@@ -534,8 +522,7 @@ int lsync_filter_excludes(const lsync_filter *f, const char *path, size_t len,
   return 0;
 }
 
-int lsync_pattern_match(const char *pattern, const char *path, int is_dir)
-{
+int lsync_pattern_match(const char *pattern, const char *path, int is_dir) {
   rule r;
   size_t n;
   int rc;
@@ -552,8 +539,7 @@ int lsync_pattern_match(const char *pattern, const char *path, int is_dir)
   return n ? rule_matches(&r, path, n, is_dir != 0) : 0;
 }
 
-void lsync_filter_free(lsync_filter *f)
-{
+void lsync_filter_free(lsync_filter *f) {
   size_t i;
 
   if (!f)

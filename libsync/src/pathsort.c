@@ -85,4 +85,6 @@ static void sort_from(lsync_chunk_item *a, size_t n, size_t d) {
   }
 }
 
-void lsync__sort_items(lsync_chunk_item *a, size_t n) { sort_from(a, n, 0); }
+void lsync__sort_items(lsync_chunk_item *a, size_t n) {
+  sort_from(a, n, 0);
+}

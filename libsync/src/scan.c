@@ -20,13 +20,13 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <limits.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -69,10 +69,10 @@ struct lsync_scan {
   struct dir_item *stack;
   unsigned busy;
 
-  pthread_mutex_t out_mu;  /* everything below up to nthreads */
-  pthread_cond_t out_cv;   /* a batch is ready, or all threads are gone */
-  pthread_cond_t free_cv;  /* a batch can be had */
-  unsigned live;           /* threads still running */
+  pthread_mutex_t out_mu; /* everything below up to nthreads */
+  pthread_cond_t out_cv;  /* a batch is ready, or all threads are gone */
+  pthread_cond_t free_cv; /* a batch can be had */
+  unsigned live;          /* threads still running */
   struct batch *out_head, *out_tail;
   unsigned out_len;
   int consumer_waiting;
@@ -657,8 +657,7 @@ int lsync_scan_open(lsync_ctx *ctx, const char *root,
 }
 
 int lsync__scan_open_collecting(lsync_ctx *ctx, const char *root,
-                                const lsync_scan_opts *opts,
-                                lsync_scan **out) {
+                                const lsync_scan_opts *opts, lsync_scan **out) {
   return scan_open(ctx, root, opts, 1, out);
 }
 

@@ -55,7 +55,8 @@ int main(int argc, char **argv) {
   lsync_scan_stats st;
   int rc = lsync_chunk_tree(ctx, argv[1], &sopts, &copts, on_chunk, &t, &st);
   if (rc < 0)
-    fprintf(stderr, "error %s: %s\n", lsync_err_name(rc), lsync_ctx_errmsg(ctx));
+    fprintf(stderr, "error %s: %s\n", lsync_err_name(rc),
+            lsync_ctx_errmsg(ctx));
   else
     printf("libsync %s: %zu entries in %u chunks\n", lsync_version(), t.entries,
            t.chunks);

@@ -43,9 +43,7 @@ static uint64_t time_seq;
 
 /* ---------------------------------------------------------------- errors */
 
-
-static void die(const char *fmt, ...)
-{
+static void die(const char *fmt, ...) {
   va_list ap;
   fputs("mktree: ", stderr);
   va_start(ap, fmt);
@@ -56,8 +54,7 @@ static void die(const char *fmt, ...)
 }
 
 /* Report a failed system call on REL (relative to the root) and exit. */
-static void die_at(const char *what, const char *rel)
-{
+static void die_at(const char *what, const char *rel) {
   int err = errno;
   fprintf(stderr, "mktree: %s ", what);
   put_escaped(stderr, root_name);
@@ -67,8 +64,7 @@ static void die_at(const char *what, const char *rel)
   exit(1);
 }
 
-static void *xmalloc(size_t n)
-{
+static void *xmalloc(size_t n) {
   void *p = malloc(n ? n : 1);
   if (!p)
     die("out of memory");
@@ -78,8 +74,7 @@ static void *xmalloc(size_t n)
 /* ------------------------------------------------------------------ PRNG */
 
 /* splitmix64: tiny, fast, and good enough for test data. */
-static uint64_t rng_next(uint64_t *state)
-{
+static uint64_t rng_next(uint64_t *state) {
   uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
@@ -87,8 +82,7 @@ static uint64_t rng_next(uint64_t *state)
 }
 
 /* Uniform value in [0, n) (n > 0); rejection avoids modulo bias. */
-static uint64_t rng_below(uint64_t *state, uint64_t n)
-{
+static uint64_t rng_below(uint64_t *state, uint64_t n) {
   uint64_t limit = UINT64_MAX - UINT64_MAX % n;
   uint64_t v;
   do
@@ -97,8 +91,7 @@ static uint64_t rng_below(uint64_t *state, uint64_t n)
   return v % n;
 }
 
-static void rng_fill(uint64_t *state, unsigned char *buf, size_t len)
-{
+static void rng_fill(uint64_t *state, unsigned char *buf, size_t len) {
   size_t i = 0;
   for (; i + 8 <= len; i += 8) {
     uint64_t v = rng_next(state);
@@ -116,24 +109,21 @@ static void rng_fill(uint64_t *state, unsigned char *buf, size_t len)
  * entries still end in 2019), and
  * the nanosecond part is never zero so truncation to seconds or microseconds
  * is detectable. */
-static void next_times(struct timespec ts[2])
-{
+static void next_times(struct timespec ts[2]) {
   uint64_t n = time_seq++;
   ts[1].tv_sec = (time_t)(1500000000 + n * 61);
   ts[1].tv_nsec = (long)((n * 987654323ULL + 123456789ULL) % 999999999ULL) + 1;
   ts[0] = ts[1];
 }
 
-static void stamp_at(const char *rel)
-{
+static void stamp_at(const char *rel) {
   struct timespec ts[2];
   next_times(ts);
   if (utimensat(root_fd, rel, ts, AT_SYMLINK_NOFOLLOW) < 0)
     die_at("cannot set times on", rel);
 }
 
-static void stamp_fd(int fd, const char *rel)
-{
+static void stamp_fd(int fd, const char *rel) {
   struct timespec ts[2];
   next_times(ts);
   if (futimens(fd, ts) < 0)
@@ -142,8 +132,7 @@ static void stamp_fd(int fd, const char *rel)
 
 /* ------------------------------------------------------------- creation */
 
-static void remember_dir(const char *rel)
-{
+static void remember_dir(const char *rel) {
   if (ndirs == dirs_cap) {
     dirs_cap = dirs_cap ? dirs_cap * 2 : 256;
     dirs = realloc(dirs, dirs_cap * sizeof *dirs);
@@ -156,8 +145,7 @@ static void remember_dir(const char *rel)
   ndirs++;
 }
 
-static void mk_dir(const char *rel, mode_t mode)
-{
+static void mk_dir(const char *rel, mode_t mode) {
   if (mkdirat(root_fd, rel, 0755) < 0)
     die_at("cannot create directory", rel);
   /* mkdir ignores setgid/sticky bits on some systems; chmod is exact. */
@@ -166,8 +154,7 @@ static void mk_dir(const char *rel, mode_t mode)
   remember_dir(rel);
 }
 
-static void write_all(int fd, const void *data, size_t len, const char *rel)
-{
+static void write_all(int fd, const void *data, size_t len, const char *rel) {
   const char *p = data;
   while (len > 0) {
     ssize_t n = write(fd, p, len);
@@ -182,8 +169,7 @@ static void write_all(int fd, const void *data, size_t len, const char *rel)
 }
 
 /* Create an open file at DIRFD/NAME; REL is only used in messages. */
-static int create_at(int dirfd, const char *name, const char *rel)
-{
+static int create_at(int dirfd, const char *name, const char *rel) {
   int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0)
     die_at("cannot create", rel);
@@ -191,8 +177,7 @@ static int create_at(int dirfd, const char *name, const char *rel)
 }
 
 /* Set mode and mtime through the fd (works even for 0400), then close. */
-static void finish_file(int fd, mode_t mode, const char *rel)
-{
+static void finish_file(int fd, mode_t mode, const char *rel) {
   if (fchmod(fd, mode) < 0)
     die_at("cannot chmod", rel);
   stamp_fd(fd, rel);
@@ -200,33 +185,29 @@ static void finish_file(int fd, mode_t mode, const char *rel)
     die_at("cannot close", rel);
 }
 
-static void mk_file(const char *rel, const void *data, size_t len, mode_t mode)
-{
+static void mk_file(const char *rel, const void *data, size_t len,
+                    mode_t mode) {
   int fd = create_at(root_fd, rel, rel);
   write_all(fd, data, len, rel);
   finish_file(fd, mode, rel);
 }
 
-static void mk_text(const char *rel, const char *text)
-{
+static void mk_text(const char *rel, const char *text) {
   mk_file(rel, text, strlen(text), 0644);
 }
 
-static void mk_symlink(const char *target, const char *rel)
-{
+static void mk_symlink(const char *target, const char *rel) {
   if (symlinkat(target, root_fd, rel) < 0)
     die_at("cannot create symlink", rel);
   stamp_at(rel);
 }
 
-static void mk_hardlink(const char *existing, const char *rel)
-{
+static void mk_hardlink(const char *existing, const char *rel) {
   if (linkat(root_fd, existing, root_fd, rel, 0) < 0)
     die_at("cannot create hard link", rel);
 }
 
-static void mk_fifo(const char *rel, mode_t mode)
-{
+static void mk_fifo(const char *rel, mode_t mode) {
   if (mkfifoat(root_fd, rel, mode) < 0)
     die_at("cannot create fifo", rel);
   if (fchmodat(root_fd, rel, mode, 0) < 0)
@@ -236,15 +217,13 @@ static void mk_fifo(const char *rel, mode_t mode)
 
 /* Fix directory mtimes deepest first (reverse creation order), ending with
  * the root itself, which was remembered first as ".". */
-static void stamp_dirs(void)
-{
+static void stamp_dirs(void) {
   for (size_t i = ndirs; i-- > 0;)
     stamp_at(dirs[i]);
 }
 
 /* Create DIR, or accept it if it already exists and is empty. */
-static void open_root(const char *path)
-{
+static void open_root(const char *path) {
   root_name = path;
   if (mkdir(path, 0755) < 0 && errno != EEXIST)
     die("cannot create directory %s: %s", path, strerror(errno));
@@ -270,40 +249,39 @@ static void open_root(const char *path)
 
 /* Every name here is a single file under names/.  Tests refer to these. */
 static const char *const hostile_names[] = {
-  "with space",
-  "two  spaces",
-  " leading-space",
-  "trailing-space ",
-  "new\nline",
-  "trailing-newline\n",
-  "tab\there",
-  "cr\rhere",
-  "-",
-  "-rf",
-  "--delete",
-  "host:path",
-  "star*",
-  "*",
-  "question?",
-  "[a]",
-  "{x,y}",
-  "back\\slash",
-  "single'quote",
-  "double\"quote",
-  "$HOME",
-  "back`tick",
-  "semi;colon",
-  "amp&ersand",
-  "pi|pe",
-  ".hidden",
-  "...",
-  "~tilde",
-  "\xff\xfe-bad",
-  "\xc3\xaa\xc3\xa9\xe4\xb8\x96\xe7\x95\x8c", /* "êé世界" in UTF-8 */
+    "with space",
+    "two  spaces",
+    " leading-space",
+    "trailing-space ",
+    "new\nline",
+    "trailing-newline\n",
+    "tab\there",
+    "cr\rhere",
+    "-",
+    "-rf",
+    "--delete",
+    "host:path",
+    "star*",
+    "*",
+    "question?",
+    "[a]",
+    "{x,y}",
+    "back\\slash",
+    "single'quote",
+    "double\"quote",
+    "$HOME",
+    "back`tick",
+    "semi;colon",
+    "amp&ersand",
+    "pi|pe",
+    ".hidden",
+    "...",
+    "~tilde",
+    "\xff\xfe-bad",
+    "\xc3\xaa\xc3\xa9\xe4\xb8\x96\xe7\x95\x8c", /* "êé世界" in UTF-8 */
 };
 
-static void hostile_names_dir(void)
-{
+static void hostile_names_dir(void) {
   char rel[512];
   mk_dir("names", 0755);
   for (size_t i = 0; i < sizeof hostile_names / sizeof *hostile_names; i++) {
@@ -324,8 +302,7 @@ static void hostile_names_dir(void)
 }
 
 /* 200-byte names: "long-file-xxx..." and "long-dir-DDD...". */
-static void hostile_long(void)
-{
+static void hostile_long(void) {
   char name[201], rel[512];
   mk_dir("long", 0755);
   memset(name, 'x', 200);
@@ -342,8 +319,7 @@ static void hostile_long(void)
 }
 
 /* deep/d01/d02/.../d60/leaf */
-static void hostile_deep(void)
-{
+static void hostile_deep(void) {
   char rel[512] = "deep";
   size_t len = strlen(rel);
   mk_dir(rel, 0755);
@@ -355,8 +331,7 @@ static void hostile_deep(void)
   mk_text(rel, "bottom of the chain\n");
 }
 
-static void hostile_hardlinks(void)
-{
+static void hostile_hardlinks(void) {
   mk_dir("hardlinks", 0755);
   mk_dir("hardlinks/g1", 0755);
   mk_dir("hardlinks/g2", 0755);
@@ -371,8 +346,7 @@ static void hostile_hardlinks(void)
   mk_text("hardlinks/pair/p3-copy", "one inode, two names\n");
 }
 
-static void hostile_symlinks(void)
-{
+static void hostile_symlinks(void) {
   mk_dir("symlinks", 0755);
   mk_text("symlinks/target.txt", "symlink target\n");
   mk_symlink("target.txt", "symlinks/rel");
@@ -387,16 +361,14 @@ static void hostile_symlinks(void)
   mk_symlink("target with\nnewline", "symlinks/newline-target");
 }
 
-static void hostile_empty(void)
-{
+static void hostile_empty(void) {
   mk_dir("empty", 0755);
   mk_dir("empty/a", 0755);
   mk_dir("empty/a/b", 0755);
 }
 
 /* Sparse: 8 MiB apparent size, one 4 KiB block of data at offset 4 MiB. */
-static void mk_sparse(const char *rel)
-{
+static void mk_sparse(const char *rel) {
   unsigned char block[4096];
   uint64_t st = 42;
   rng_fill(&st, block, sizeof block);
@@ -409,8 +381,7 @@ static void mk_sparse(const char *rel)
   finish_file(fd, 0644, rel);
 }
 
-static void hostile_files(void)
-{
+static void hostile_files(void) {
   mk_dir("files", 0755);
   mk_file("files/empty", "", 0, 0644);
   mk_text("files/no-newline", "no final newline");
@@ -425,8 +396,7 @@ static void hostile_files(void)
   mk_sparse("files/sparse");
 }
 
-static void hostile_modes(void)
-{
+static void hostile_modes(void) {
   mk_dir("modes", 0755);
   mk_file("modes/r-0400", "read only\n", 10, 0400);
   mk_file("modes/x-0755", "#!/bin/sh\necho hi\n", 18, 0755);
@@ -440,8 +410,7 @@ static void hostile_modes(void)
   mk_text("modes/sticky-1777/inside", "in sticky\n");
 }
 
-static void hostile_unreadable(void)
-{
+static void hostile_unreadable(void) {
   mk_dir("unreadable", 0755);
   mk_text("unreadable/secret-1", "secret 1\n");
   mk_text("unreadable/secret-2", "secret 2\n");
@@ -449,8 +418,7 @@ static void hostile_unreadable(void)
   mk_text("unreadable/sub/secret-3", "secret 3\n");
 }
 
-static void build_hostile(int unreadable)
-{
+static void build_hostile(int unreadable) {
   mk_text("plain.txt", "plain\n");
   hostile_names_dir();
   hostile_long();
@@ -479,8 +447,7 @@ struct sample_opts {
   uint64_t per_dir;
 };
 
-static int digits(uint64_t v)
-{
+static int digits(uint64_t v) {
   int d = 1;
   while (v >= 10) {
     v /= 10;
@@ -489,8 +456,7 @@ static int digits(uint64_t v)
   return d;
 }
 
-static int max_int(int a, int b)
-{
+static int max_int(int a, int b) {
   return a > b ? a : b;
 }
 
@@ -502,8 +468,7 @@ struct widths {
 
 /* Append PREFIX and V zero-padded to WIDTH digits at P (NUL-terminated);
  * returns the end.  Hand-rolled so buffer sizes are obviously enough. */
-static char *put_num(char *p, char prefix, int width, uint64_t v)
-{
+static char *put_num(char *p, char prefix, int width, uint64_t v) {
   int n = max_int(width, digits(v));
   *p++ = prefix;
   for (int i = n - 1; i >= 0; i--, v /= 10)
@@ -513,8 +478,7 @@ static char *put_num(char *p, char prefix, int width, uint64_t v)
 }
 
 /* Leaf directory K, e.g. "d000/e00" (OUT needs 64 bytes). */
-static char *leaf_path(char *out, const struct widths *w, uint64_t k)
-{
+static char *leaf_path(char *out, const struct widths *w, uint64_t k) {
   char *p = put_num(out, 'd', w->d, k / w->fanout);
   *p++ = '/';
   return put_num(p, 'e', w->e, k % w->fanout);
@@ -522,8 +486,7 @@ static char *leaf_path(char *out, const struct widths *w, uint64_t k)
 
 /* Path of sample file I, e.g. "d000/e00/f0000" (OUT needs 96 bytes). */
 static void sample_path(char *out, const struct sample_opts *o,
-                        const struct widths *w, uint64_t i)
-{
+                        const struct widths *w, uint64_t i) {
   char *p = leaf_path(out, w, i / o->per_dir);
   *p++ = '/';
   put_num(p, 'f', w->f, i);
@@ -531,8 +494,7 @@ static void sample_path(char *out, const struct sample_opts *o,
 
 /* Write SIZE pseudo-random bytes through a reusable buffer. */
 static void write_random(int fd, uint64_t *st, uint64_t size,
-                         unsigned char *buf, size_t cap, const char *rel)
-{
+                         unsigned char *buf, size_t cap, const char *rel) {
   while (size > 0) {
     size_t n = size < cap ? (size_t)size : cap;
     rng_fill(st, buf, n);
@@ -544,8 +506,7 @@ static void write_random(int fd, uint64_t *st, uint64_t size,
 /* Fill leaf directory K (already created, open as LEAF_FD). */
 static void sample_leaf(const struct sample_opts *o, const struct widths *w,
                         uint64_t k, int leaf_fd, uint64_t *size_rng,
-                        unsigned char *buf, size_t cap)
-{
+                        unsigned char *buf, size_t cap) {
   uint64_t end = (k + 1) * o->per_dir;
   if (end > o->files)
     end = o->files;
@@ -564,8 +525,7 @@ static void sample_leaf(const struct sample_opts *o, const struct widths *w,
   }
 }
 
-static void sample_data(const struct sample_opts *o, const struct widths *w)
-{
+static void sample_data(const struct sample_opts *o, const struct widths *w) {
   uint64_t nleaf = (o->files + o->per_dir - 1) / o->per_dir;
   uint64_t size_rng = o->seed;
   size_t cap = o->max_size < (1 << 20) ? (size_t)o->max_size + 1 : 1 << 20;
@@ -588,8 +548,7 @@ static void sample_data(const struct sample_opts *o, const struct widths *w)
 }
 
 /* extra/: empty dirs, symlinks and hard links into the data dirs. */
-static void sample_extra(const struct sample_opts *o, const struct widths *w)
-{
+static void sample_extra(const struct sample_opts *o, const struct widths *w) {
   char target[128], rel[96];
   mk_dir("extra", 0755);
   mk_dir("extra/empty-0", 0755);
@@ -616,8 +575,7 @@ static void sample_extra(const struct sample_opts *o, const struct widths *w)
   }
 }
 
-static void build_sample(const struct sample_opts *o)
-{
+static void build_sample(const struct sample_opts *o) {
   struct widths w;
   uint64_t nleaf = (o->files + o->per_dir - 1) / o->per_dir;
   uint64_t fanout = 1;
@@ -634,8 +592,7 @@ static void build_sample(const struct sample_opts *o)
 
 /* ----------------------------------------------------------------- main */
 
-static void usage(void)
-{
+static void usage(void) {
   fputs("usage: mktree hostile DIR [--unreadable]\n"
         "       mktree sample DIR [-n FILES] [-s SEED] [--max-size BYTES]"
         " [--per-dir N]\n",
@@ -643,8 +600,7 @@ static void usage(void)
   exit(1);
 }
 
-static uint64_t parse_u64(const char *opt, const char *s)
-{
+static uint64_t parse_u64(const char *opt, const char *s) {
   char *end;
   errno = 0;
   unsigned long long v = strtoull(s, &end, 0);
@@ -653,15 +609,13 @@ static uint64_t parse_u64(const char *opt, const char *s)
   return v;
 }
 
-static const char *opt_arg(int argc, char **argv, int *i)
-{
+static const char *opt_arg(int argc, char **argv, int *i) {
   if (*i + 1 >= argc)
     die("option %s needs an argument", argv[*i]);
   return argv[++*i];
 }
 
-static int main_hostile(int argc, char **argv)
-{
+static int main_hostile(int argc, char **argv) {
   const char *dir = NULL;
   int unreadable = 0;
   for (int i = 2; i < argc; i++) {
@@ -679,9 +633,8 @@ static int main_hostile(int argc, char **argv)
   return 0;
 }
 
-static int main_sample(int argc, char **argv)
-{
-  struct sample_opts o = { 2000, 1, 16384, 100 };
+static int main_sample(int argc, char **argv) {
+  struct sample_opts o = {2000, 1, 16384, 100};
   const char *dir = NULL;
   for (int i = 2; i < argc; i++) {
     const char *a = argv[i];
@@ -711,8 +664,7 @@ static int main_sample(int argc, char **argv)
   return 0;
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
   umask(0);
   if (argc < 3)
     usage();

@@ -38,14 +38,14 @@
 #include "escape.h"
 
 struct entry {
-  char *path;      /* relative to the root; "" is the root itself */
-  char *target;    /* symlink target, else NULL */
+  char *path;   /* relative to the root; "" is the root itself */
+  char *target; /* symlink target, else NULL */
   struct stat st;
-  uint64_t hash;   /* content hash of regular files */
+  uint64_t hash; /* content hash of regular files */
 };
 
 struct tree {
-  const char *root;  /* as given on the command line, for messages */
+  const char *root; /* as given on the command line, for messages */
   struct entry *v;
   size_t n, cap;
 };
@@ -60,33 +60,28 @@ struct options {
 };
 
 static struct options opt;
-static int io_error;  /* any I/O error makes the exit status 2 */
-static int differ;    /* any reported difference makes it at least 1 */
+static int io_error; /* any I/O error makes the exit status 2 */
+static int differ;   /* any reported difference makes it at least 1 */
 
 /* ------------------------------------------------------------- helpers */
 
-
-static void put_path(FILE *f, const char *rel)
-{
+static void put_path(FILE *f, const char *rel) {
   put_escaped(f, *rel ? rel : ".");
 }
 
-static void oom(void)
-{
+static void oom(void) {
   fputs("treecmp: out of memory\n", stderr);
   exit(2);
 }
 
-static void *xrealloc(void *p, size_t n)
-{
+static void *xrealloc(void *p, size_t n) {
   p = realloc(p, n ? n : 1);
   if (!p)
     oom();
   return p;
 }
 
-static char *xstrdup(const char *s)
-{
+static char *xstrdup(const char *s) {
   char *d = strdup(s);
   if (!d)
     oom();
@@ -94,8 +89,7 @@ static char *xstrdup(const char *s)
 }
 
 /* Report an I/O error on ROOT/REL and remember it for the exit status. */
-static void io_fail(const char *what, const struct tree *t, const char *rel)
-{
+static void io_fail(const char *what, const struct tree *t, const char *rel) {
   int err = errno;
   fprintf(stderr, "treecmp: %s ", what);
   put_escaped(stderr, t->root);
@@ -108,8 +102,7 @@ static void io_fail(const char *what, const struct tree *t, const char *rel)
 }
 
 /* "dir" + "/" + "name", or just "name" under the root. */
-static char *join(const char *dir, const char *name)
-{
+static char *join(const char *dir, const char *name) {
   size_t a = strlen(dir), b = strlen(name);
   char *p = xrealloc(NULL, a + b + 2);
   if (a) {
@@ -120,8 +113,7 @@ static char *join(const char *dir, const char *name)
   return p;
 }
 
-static int excluded(const char *rel)
-{
+static int excluded(const char *rel) {
   for (size_t i = 0; i < opt.nexcludes; i++)
     if (strcmp(opt.excludes[i], rel) == 0)
       return 1;
@@ -133,15 +125,13 @@ static int excluded(const char *rel)
 /* 64-bit hash over 8-byte words.  Each step is a bijection in both the state
  * and the word, so changing any single word of a file (same size) always
  * changes the hash; other changes collide with probability ~2^-64. */
-static uint64_t mix_word(uint64_t h, uint64_t w)
-{
+static uint64_t mix_word(uint64_t h, uint64_t w) {
   h ^= w * 0x9e3779b97f4a7c15ULL;
   h = (h << 31) | (h >> 33);
   return h * 0xbf58476d1ce4e5b9ULL;
 }
 
-static uint64_t hash_final(uint64_t h, uint64_t len)
-{
+static uint64_t hash_final(uint64_t h, uint64_t len) {
   h ^= len;
   h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ULL;
   h = (h ^ (h >> 27)) * 0x94d049bb133111ebULL;
@@ -150,8 +140,7 @@ static uint64_t hash_final(uint64_t h, uint64_t len)
 
 /* Hash the file NAME in DIRFD; the buffer size is a multiple of 8 so words
  * never straddle reads except at the very end. */
-static int hash_file(int dirfd, const char *name, uint64_t *out)
-{
+static int hash_file(int dirfd, const char *name, uint64_t *out) {
   static unsigned char buf[1 << 18];
   int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
   if (fd < 0)
@@ -188,8 +177,8 @@ static int hash_file(int dirfd, const char *name, uint64_t *out)
 
 /* ---------------------------------------------------------------- walk */
 
-static struct entry *add_entry(struct tree *t, char *rel, const struct stat *st)
-{
+static struct entry *add_entry(struct tree *t, char *rel,
+                               const struct stat *st) {
   if (t->n == t->cap) {
     t->cap = t->cap ? t->cap * 2 : 1024;
     t->v = xrealloc(t->v, t->cap * sizeof *t->v);
@@ -201,8 +190,7 @@ static struct entry *add_entry(struct tree *t, char *rel, const struct stat *st)
   return e;
 }
 
-static char *read_link(int dirfd, const char *name, size_t hint)
-{
+static char *read_link(int dirfd, const char *name, size_t hint) {
   size_t cap = hint + 2;
   for (;;) {
     char *buf = xrealloc(NULL, cap);
@@ -215,20 +203,18 @@ static char *read_link(int dirfd, const char *name, size_t hint)
       buf[n] = '\0';
       return buf;
     }
-    free(buf);  /* target grew, or st_size was 0 (procfs-like): retry */
+    free(buf); /* target grew, or st_size was 0 (procfs-like): retry */
     cap *= 2;
   }
 }
 
-static int cmp_names(const void *a, const void *b)
-{
+static int cmp_names(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 /* Sorted names in the directory open as FD (FD is not consumed) into
  * *OUT; returns -1 with errno set on failure. */
-static int list_dir(int fd, char ***out, size_t *count)
-{
+static int list_dir(int fd, char ***out, size_t *count) {
   int dfd = dup(fd);
   DIR *d = dfd < 0 ? NULL : fdopendir(dfd);
   if (!d) {
@@ -270,8 +256,7 @@ static int list_dir(int fd, char ***out, size_t *count)
 static void walk_dir(struct tree *t, int fd, const char *rel);
 
 /* Record DIRFD/NAME (path REL, owned by the list afterwards). */
-static void visit(struct tree *t, int dirfd, const char *name, char *rel)
-{
+static void visit(struct tree *t, int dirfd, const char *name, char *rel) {
   struct stat st;
   if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
     io_fail("cannot lstat", t, rel);
@@ -289,19 +274,18 @@ static void visit(struct tree *t, int dirfd, const char *name, char *rel)
     if (hash_file(dirfd, name, &e->hash) < 0)
       io_fail("cannot read", t, rel);
   } else if (S_ISDIR(st.st_mode)) {
-    int fd = openat(dirfd, name,
-                    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int fd =
+        openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
       io_fail("cannot open directory", t, rel);
       return;
     }
-    walk_dir(t, fd, rel);  /* e may move: don't use it after this */
+    walk_dir(t, fd, rel); /* e may move: don't use it after this */
     close(fd);
   }
 }
 
-static void walk_dir(struct tree *t, int fd, const char *rel)
-{
+static void walk_dir(struct tree *t, int fd, const char *rel) {
   size_t n = 0;
   char **names = NULL;
   if (list_dir(fd, &names, &n) < 0) {
@@ -320,8 +304,7 @@ static void walk_dir(struct tree *t, int fd, const char *rel)
 }
 
 /* Walk ROOT into T.  Returns -1 if the root itself is unusable. */
-static int load_tree(struct tree *t, const char *root)
-{
+static int load_tree(struct tree *t, const char *root) {
   memset(t, 0, sizeof *t);
   t->root = root;
   int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -338,8 +321,7 @@ static int load_tree(struct tree *t, const char *root)
   return 0;
 }
 
-static void free_tree(struct tree *t)
-{
+static void free_tree(struct tree *t) {
   for (size_t i = 0; i < t->n; i++) {
     free(t->v[i].path);
     free(t->v[i].target);
@@ -351,8 +333,7 @@ static void free_tree(struct tree *t)
 
 /* Order of the walk: bytewise, but '/' below every other byte, so that
  * "a/x" < "a b" just as the walk emits a's subtree before "a b". */
-static int cmp_paths(const char *a, const char *b)
-{
+static int cmp_paths(const char *a, const char *b) {
   const unsigned char *p = (const unsigned char *)a;
   const unsigned char *q = (const unsigned char *)b;
   while (*p && *p == *q) {
@@ -365,8 +346,7 @@ static int cmp_paths(const char *a, const char *b)
 }
 
 /* Index just past entry I and, if it is a directory, its subtree. */
-static size_t skip_subtree(const struct tree *t, size_t i)
-{
+static size_t skip_subtree(const struct tree *t, size_t i) {
   if (!S_ISDIR(t->v[i].st.st_mode))
     return i + 1;
   const char *p = t->v[i].path;
@@ -381,40 +361,50 @@ static size_t skip_subtree(const struct tree *t, size_t i)
 
 /* ----------------------------------------------------------- describing */
 
-static const char *type_name(mode_t m)
-{
-  if (S_ISREG(m)) return "file";
-  if (S_ISDIR(m)) return "dir";
-  if (S_ISLNK(m)) return "symlink";
-  if (S_ISFIFO(m)) return "fifo";
-  if (S_ISSOCK(m)) return "socket";
-  if (S_ISCHR(m)) return "chardev";
-  if (S_ISBLK(m)) return "blockdev";
+static const char *type_name(mode_t m) {
+  if (S_ISREG(m))
+    return "file";
+  if (S_ISDIR(m))
+    return "dir";
+  if (S_ISLNK(m))
+    return "symlink";
+  if (S_ISFIFO(m))
+    return "fifo";
+  if (S_ISSOCK(m))
+    return "socket";
+  if (S_ISCHR(m))
+    return "chardev";
+  if (S_ISBLK(m))
+    return "blockdev";
   return "unknown";
 }
 
-static char type_char(mode_t m)
-{
-  if (S_ISREG(m)) return 'f';
-  if (S_ISDIR(m)) return 'd';
-  if (S_ISLNK(m)) return 'l';
-  if (S_ISFIFO(m)) return 'p';
-  if (S_ISSOCK(m)) return 's';
-  if (S_ISCHR(m)) return 'c';
-  if (S_ISBLK(m)) return 'b';
+static char type_char(mode_t m) {
+  if (S_ISREG(m))
+    return 'f';
+  if (S_ISDIR(m))
+    return 'd';
+  if (S_ISLNK(m))
+    return 'l';
+  if (S_ISFIFO(m))
+    return 'p';
+  if (S_ISSOCK(m))
+    return 's';
+  if (S_ISCHR(m))
+    return 'c';
+  if (S_ISBLK(m))
+    return 'b';
   return '?';
 }
 
-static int mtime_ignored(const struct entry *e)
-{
+static int mtime_ignored(const struct entry *e) {
   mode_t m = e->st.st_mode;
   return (S_ISDIR(m) && opt.ignore_dir_mtime) ||
          (S_ISLNK(m) && opt.ignore_symlink_mtime);
 }
 
 /* Start a difference line: "WHAT: path". */
-static void diff_head(const char *what, const char *rel)
-{
+static void diff_head(const char *what, const char *rel) {
   differ = 1;
   printf("%s: ", what);
   put_path(stdout, rel);
@@ -422,16 +412,14 @@ static void diff_head(const char *what, const char *rel)
 
 /* ----------------------------------------------------------- comparing */
 
-static void cmp_meta(const struct entry *a, const struct entry *b)
-{
+static void cmp_meta(const struct entry *a, const struct entry *b) {
   const struct stat *x = &a->st, *y = &b->st;
   if ((x->st_mode & 07777) != (y->st_mode & 07777)) {
     diff_head("mode differs", a->path);
     printf(" (%04o vs %04o)\n", (unsigned)(x->st_mode & 07777),
            (unsigned)(y->st_mode & 07777));
   }
-  if (!opt.ignore_owner &&
-      (x->st_uid != y->st_uid || x->st_gid != y->st_gid)) {
+  if (!opt.ignore_owner && (x->st_uid != y->st_uid || x->st_gid != y->st_gid)) {
     diff_head("owner differs", a->path);
     printf(" (%ju:%ju vs %ju:%ju)\n", (uintmax_t)x->st_uid,
            (uintmax_t)x->st_gid, (uintmax_t)y->st_uid, (uintmax_t)y->st_gid);
@@ -440,15 +428,13 @@ static void cmp_meta(const struct entry *a, const struct entry *b)
                             x->st_mtim.tv_nsec != y->st_mtim.tv_nsec)) {
     diff_head("mtime differs", a->path);
     printf(" (%jd.%09ld vs %jd.%09ld)\n", (intmax_t)x->st_mtim.tv_sec,
-           x->st_mtim.tv_nsec, (intmax_t)y->st_mtim.tv_sec,
-           y->st_mtim.tv_nsec);
+           x->st_mtim.tv_nsec, (intmax_t)y->st_mtim.tv_sec, y->st_mtim.tv_nsec);
   }
 }
 
 /* Compare two entries of the same path; returns 0 if the types differ
  * (so the caller does not look inside). */
-static int cmp_entry(const struct entry *a, const struct entry *b)
-{
+static int cmp_entry(const struct entry *a, const struct entry *b) {
   mode_t ta = a->st.st_mode & S_IFMT, tb = b->st.st_mode & S_IFMT;
   if (ta != tb) {
     diff_head("type differs", a->path);
@@ -458,8 +444,7 @@ static int cmp_entry(const struct entry *a, const struct entry *b)
   cmp_meta(a, b);
   if (S_ISREG(ta) && a->st.st_size != b->st.st_size) {
     diff_head("size differs", a->path);
-    printf(" (%jd vs %jd)\n", (intmax_t)a->st.st_size,
-           (intmax_t)b->st.st_size);
+    printf(" (%jd vs %jd)\n", (intmax_t)a->st.st_size, (intmax_t)b->st.st_size);
   } else if (S_ISREG(ta) && a->hash != b->hash) {
     diff_head("content differs", a->path);
     putchar('\n');
@@ -484,11 +469,10 @@ static int cmp_entry(const struct entry *a, const struct entry *b)
 /* A name present on both sides: its entry in A and in B. */
 struct link_pair {
   const struct entry *a, *b;
-  size_t order;  /* position in the walk, for stable, readable output */
+  size_t order; /* position in the walk, for stable, readable output */
 };
 
-static int inode_cmp(const struct entry *x, const struct entry *y)
-{
+static int inode_cmp(const struct entry *x, const struct entry *y) {
   if (x->st.st_dev != y->st.st_dev)
     return x->st.st_dev < y->st.st_dev ? -1 : 1;
   if (x->st.st_ino != y->st.st_ino)
@@ -496,15 +480,13 @@ static int inode_cmp(const struct entry *x, const struct entry *y)
   return 0;
 }
 
-static int by_a_inode(const void *p, const void *q)
-{
+static int by_a_inode(const void *p, const void *q) {
   const struct link_pair *x = p, *y = q;
   int c = inode_cmp(x->a, y->a);
   return c ? c : (x->order > y->order) - (x->order < y->order);
 }
 
-static int by_b_inode(const void *p, const void *q)
-{
+static int by_b_inode(const void *p, const void *q) {
   const struct link_pair *x = p, *y = q;
   int c = inode_cmp(x->b, y->b);
   return c ? c : (x->order > y->order) - (x->order < y->order);
@@ -512,8 +494,7 @@ static int by_b_inode(const void *p, const void *q)
 
 /* With V sorted by SIDE's inode, report every name that shares an inode with
  * the group's first name on SIDE but not on the other side. */
-static void check_groups(struct link_pair *v, size_t n, int side_a)
-{
+static void check_groups(struct link_pair *v, size_t n, int side_a) {
   for (size_t i = 0; i < n;) {
     size_t j = i + 1;
     const struct entry *ri = side_a ? v[i].a : v[i].b;
@@ -536,8 +517,7 @@ static void check_groups(struct link_pair *v, size_t n, int side_a)
 
 /* Two names share an inode in A iff they share one in B.  Names with one
  * link on both sides are singletons on both sides, so they are left out. */
-static void cmp_hardlinks(struct link_pair *v, size_t n)
-{
+static void cmp_hardlinks(struct link_pair *v, size_t n) {
   if (n < 2)
     return;
   qsort(v, n, sizeof *v, by_a_inode);
@@ -548,8 +528,7 @@ static void cmp_hardlinks(struct link_pair *v, size_t n)
 
 /* ---------------------------------------------------------------- merge */
 
-static void only_in(const char *side, const char *rel)
-{
+static void only_in(const char *side, const char *rel) {
   char what[16];
   snprintf(what, sizeof what, "only in %s", side);
   diff_head(what, rel);
@@ -557,20 +536,18 @@ static void only_in(const char *side, const char *rel)
 }
 
 static void add_pair(struct link_pair **v, size_t *n, size_t *cap,
-                     const struct entry *a, const struct entry *b)
-{
+                     const struct entry *a, const struct entry *b) {
   if (S_ISDIR(a->st.st_mode) || (a->st.st_nlink < 2 && b->st.st_nlink < 2))
     return;
   if (*n == *cap) {
     *cap = *cap ? *cap * 2 : 256;
     *v = xrealloc(*v, *cap * sizeof **v);
   }
-  (*v)[*n] = (struct link_pair){ a, b, *n };
+  (*v)[*n] = (struct link_pair){a, b, *n};
   (*n)++;
 }
 
-static void compare_trees(const struct tree *ta, const struct tree *tb)
-{
+static void compare_trees(const struct tree *ta, const struct tree *tb) {
   struct link_pair *pairs = NULL;
   size_t np = 0, cap = 0, i = 0, j = 0;
   if (opt.ignore_root) {
@@ -607,8 +584,7 @@ struct link_ref {
   size_t idx;
 };
 
-static int ref_cmp(const void *p, const void *q)
-{
+static int ref_cmp(const void *p, const void *q) {
   const struct link_ref *x = p, *y = q;
   int c = inode_cmp(x->e, y->e);
   return c ? c : (x->idx > y->idx) - (x->idx < y->idx);
@@ -617,8 +593,7 @@ static int ref_cmp(const void *p, const void *q)
 /* Hard-link group ids numbered by first appearance in the walk, so identical
  * trees list identically whatever their inode numbers; 0 = not linked
  * within the tree. */
-static size_t *link_groups(const struct tree *t)
-{
+static size_t *link_groups(const struct tree *t) {
   size_t *id = calloc(t->n ? t->n : 1, sizeof *id);
   size_t *rep = calloc(t->n ? t->n : 1, sizeof *rep);
   struct link_ref *refs = xrealloc(NULL, t->n * sizeof *refs);
@@ -628,7 +603,7 @@ static size_t *link_groups(const struct tree *t)
   for (size_t i = 0; i < t->n; i++) {
     const struct stat *st = &t->v[i].st;
     if (!S_ISDIR(st->st_mode) && st->st_nlink > 1)
-      refs[nr++] = (struct link_ref){ &t->v[i], i };
+      refs[nr++] = (struct link_ref){&t->v[i], i};
   }
   /* Sorted by (inode, walk position): each group's first ref is the name
    * seen first.  rep[i] = 1 + that name's index, for groups of 2+ names. */
@@ -656,8 +631,7 @@ static size_t *link_groups(const struct tree *t)
 
 /* One line per entry, TAB separated:
  * path type mode uid:gid size mtime target group hash */
-static void list_tree(const struct tree *t)
-{
+static void list_tree(const struct tree *t) {
   size_t *group = link_groups(t);
   for (size_t i = opt.ignore_root ? 1 : 0; i < t->n; i++) {
     const struct entry *e = &t->v[i];
@@ -693,8 +667,7 @@ static void list_tree(const struct tree *t)
 
 /* ----------------------------------------------------------------- main */
 
-static void usage(void)
-{
+static void usage(void) {
   fputs("usage: treecmp [--ignore-dir-mtime] [--ignore-symlink-mtime]"
         " [--ignore-owner]\n"
         "               [--ignore-root] [-x RELPATH]... A B\n"
@@ -704,8 +677,7 @@ static void usage(void)
 }
 
 /* "./a/b/" -> "a/b": the form paths take in the walk. */
-static char *normalize(const char *s)
-{
+static char *normalize(const char *s) {
   while (s[0] == '.' && s[1] == '/')
     for (s += 2; *s == '/'; s++)
       ;
@@ -720,15 +692,13 @@ static char *normalize(const char *s)
   return p;
 }
 
-static void add_exclude(const char *s)
-{
+static void add_exclude(const char *s) {
   opt.excludes = xrealloc(opt.excludes, (opt.nexcludes + 1) * sizeof(char *));
   opt.excludes[opt.nexcludes++] = normalize(s);
 }
 
 /* Parse options; returns the index of the first operand. */
-static int parse_args(int argc, char **argv, int *list)
-{
+static int parse_args(int argc, char **argv, int *list) {
   int i = 1;
   for (; i < argc && argv[i][0] == '-' && argv[i][1]; i++) {
     const char *a = argv[i];
@@ -757,8 +727,7 @@ static int parse_args(int argc, char **argv, int *list)
   return i;
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
   int list = 0;
   int first = parse_args(argc, argv, &list);
   int nops = argc - first;

@@ -13,14 +13,14 @@
 
 static int passed, failed;
 
-#define CHECK(cond)                                                           \
-  do {                                                                        \
-    if (cond)                                                                 \
-      passed++;                                                               \
-    else {                                                                    \
-      failed++;                                                               \
+#define CHECK(cond)                                                            \
+  do {                                                                         \
+    if (cond)                                                                  \
+      passed++;                                                                \
+    else {                                                                     \
+      failed++;                                                                \
       fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-    }                                                                         \
+    }                                                                          \
   } while (0)
 
 /* A synthetic tree: entry i is named "dNN/fIIIIII"; entries in a hard-link
@@ -106,15 +106,15 @@ static size_t index_of(const struct tree *t, const char *path) {
 /* What the callback saw. */
 struct seen {
   const struct tree *t;
-  unsigned *chunk_of;   /* per entry: chunk index, 0 = not seen */
-  unsigned dup;         /* entries seen twice */
+  unsigned *chunk_of; /* per entry: chunk index, 0 = not seen */
+  unsigned dup;       /* entries seen twice */
   unsigned nchunks;
   uint64_t bytes[4096];
   uint64_t files[4096];
   unsigned sorted_bad;
   unsigned before_finish; /* chunks handed out before finish() */
   int finishing;
-  unsigned stop_after;  /* return 1 after this many chunks (0 = never) */
+  unsigned stop_after; /* return 1 after this many chunks (0 = never) */
 };
 
 static int collect(void *ud, lsync_chunk *c) {
@@ -229,7 +229,8 @@ static void test_count(lsync_ctx *ctx) {
   CHECK(max - min <= 16384);
   CHECK(fmax - fmin <= (fmax + fmin) / 20);
   printf("count: bytes %" PRIu64 "..%" PRIu64 ", files %" PRIu64 "..%" PRIu64
-         "\n", min, max, fmin, fmax);
+         "\n",
+         min, max, fmin, fmax);
   free(s.chunk_of);
 
   /* Same input, same chunks: deterministic. */
@@ -277,8 +278,8 @@ static void test_limits(lsync_ctx *ctx) {
   struct tree t;
   tree_make(&t, 20000, 20, 30, 65536);
   t.e[500].size = 50 << 20; /* bigger than max_bytes: a chunk of its own */
-  lsync_chunk_opts o = {.mode = LSYNC_CHUNK_LIMITS, .max_files = 100,
-                        .max_bytes = 1 << 20};
+  lsync_chunk_opts o = {
+      .mode = LSYNC_CHUNK_LIMITS, .max_files = 100, .max_bytes = 1 << 20};
   struct seen s;
   CHECK(feed(ctx, &t, &o, &s) == 0);
   CHECK(all_once(&s));
@@ -298,13 +299,27 @@ static void test_limits(lsync_ctx *ctx) {
   /* st_nlink grew during the crawl (a link made meanwhile): the group
    * waits for the most any name reported and is not split. */
   {
-    lsync_entry g[3] = {
-        {.path = "a/x", .path_len = 3, .type = LSYNC_T_FILE, .size = 5,
-         .dev = 9, .ino = 77, .nlink = 2},
-        {.path = "b/x", .path_len = 3, .type = LSYNC_T_FILE, .size = 5,
-         .dev = 9, .ino = 77, .nlink = 3},
-        {.path = "c/x", .path_len = 3, .type = LSYNC_T_FILE, .size = 5,
-         .dev = 9, .ino = 77, .nlink = 3}};
+    lsync_entry g[3] = {{.path = "a/x",
+                         .path_len = 3,
+                         .type = LSYNC_T_FILE,
+                         .size = 5,
+                         .dev = 9,
+                         .ino = 77,
+                         .nlink = 2},
+                        {.path = "b/x",
+                         .path_len = 3,
+                         .type = LSYNC_T_FILE,
+                         .size = 5,
+                         .dev = 9,
+                         .ino = 77,
+                         .nlink = 3},
+                        {.path = "c/x",
+                         .path_len = 3,
+                         .type = LSYNC_T_FILE,
+                         .size = 5,
+                         .dev = 9,
+                         .ino = 77,
+                         .nlink = 3}};
     lsync_chunk_opts one = {.mode = LSYNC_CHUNK_LIMITS, .max_files = 1};
     struct seen sg;
     memset(&sg, 0, sizeof sg);
@@ -349,8 +364,8 @@ static int collect_top(void *ud, lsync_chunk *c) {
 }
 
 static void test_toplevel(lsync_ctx *ctx) {
-  static const char *paths[] = {"a", "a/x", "a-b", "b", "b/y", "c", "c/z",
-                                "d", "d/w", "e"};
+  static const char *paths[] = {"a", "a/x", "a-b", "b",   "b/y",
+                                "c", "c/z", "d",   "d/w", "e"};
   lsync_entry e[10];
   struct tree t = {e, NULL, 10, NULL};
   char names[10][64];
@@ -359,10 +374,13 @@ static void test_toplevel(lsync_ctx *ctx) {
   t.group = group;
   for (int i = 0; i < 10; i++) {
     snprintf(names[i], 64, "%s", paths[i]);
-    e[i] = (lsync_entry){.path = names[i], .path_len = strlen(names[i]),
-                         .type = strchr(paths[i], '/') ? LSYNC_T_FILE
-                                                       : LSYNC_T_DIR,
-                         .size = 10, .dev = 1, .ino = (uint64_t)i + 1,
+    e[i] = (lsync_entry){.path = names[i],
+                         .path_len = strlen(names[i]),
+                         .type =
+                             strchr(paths[i], '/') ? LSYNC_T_FILE : LSYNC_T_DIR,
+                         .size = 10,
+                         .dev = 1,
+                         .ino = (uint64_t)i + 1,
                          .nlink = 1};
   }
   /* b/y and d/w are one inode: b and d must share a chunk. */

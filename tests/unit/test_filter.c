@@ -21,8 +21,7 @@ static int passed, failed;
 
 /* Non-printable bytes are shown as \xNN so a failing newline or 0xff case
  * stays readable on one line. */
-static void show(const char *s)
-{
+static void show(const char *s) {
   putchar('"');
   for (; *s; s++) {
     unsigned char c = (unsigned char)*s;
@@ -34,8 +33,7 @@ static void show(const char *s)
   putchar('"');
 }
 
-static void record(int ok, const char *file, int line)
-{
+static void record(int ok, const char *file, int line) {
   if (ok) {
     passed++;
     return;
@@ -44,17 +42,16 @@ static void record(int ok, const char *file, int line)
   printf("%s:%d: FAIL ", file, line);
 }
 
-#define CHECK(cond)                                                           \
-  do {                                                                        \
-    int ok_ = (cond);                                                         \
-    record(ok_, __FILE__, __LINE__);                                          \
-    if (!ok_)                                                                 \
-      printf("%s\n", #cond);                                                  \
+#define CHECK(cond)                                                            \
+  do {                                                                         \
+    int ok_ = (cond);                                                          \
+    record(ok_, __FILE__, __LINE__);                                           \
+    if (!ok_)                                                                  \
+      printf("%s\n", #cond);                                                   \
   } while (0)
 
 static void expect_match(const char *file, int line, const char *pat,
-                         const char *path, int is_dir, int want)
-{
+                         const char *path, int is_dir, int want) {
   int got = lsync_pattern_match(pat, path, is_dir);
 
   record(got == want, file, line);
@@ -67,16 +64,16 @@ static void expect_match(const char *file, int line, const char *pat,
   }
 }
 
-#define MATCH(pat, path, dir) expect_match(__FILE__, __LINE__, pat, path, dir, 1)
-#define NO_MATCH(pat, path, dir)                                              \
+#define MATCH(pat, path, dir)                                                  \
+  expect_match(__FILE__, __LINE__, pat, path, dir, 1)
+#define NO_MATCH(pat, path, dir)                                               \
   expect_match(__FILE__, __LINE__, pat, path, dir, 0)
-#define BAD_PATTERN(pat)                                                      \
+#define BAD_PATTERN(pat)                                                       \
   expect_match(__FILE__, __LINE__, pat, "x", 0, LSYNC_EPATTERN)
 
 /* A filter from a NULL-terminated list of "+ PAT" / "- PAT" rules. */
 static lsync_filter *make_filter(const char *file, int line,
-                                 const char *const *rules)
-{
+                                 const char *const *rules) {
   lsync_filter *f = NULL;
   int rc = lsync_filter_new(&f);
 
@@ -97,12 +94,11 @@ static lsync_filter *make_filter(const char *file, int line,
   return f;
 }
 
-#define MAKE_FILTER(...)                                                      \
+#define MAKE_FILTER(...)                                                       \
   make_filter(__FILE__, __LINE__, (const char *const[]){__VA_ARGS__, NULL})
 
 static void expect_excl(const char *file, int line, const lsync_filter *f,
-                        const char *path, int is_dir, int want)
-{
+                        const char *path, int is_dir, int want) {
   int got = lsync_filter_excludes(f, path, strlen(path), is_dir);
 
   record(got == want, file, line);
@@ -118,8 +114,7 @@ static void expect_excl(const char *file, int line, const lsync_filter *f,
 
 /* ---- single patterns ---------------------------------------------------- */
 
-static void test_last_component(void)
-{
+static void test_last_component(void) {
   MATCH("*.o", "a/b/x.o", 0);
   MATCH("*.o", "x.o", 0);
   NO_MATCH("*.o", "x.o.c", 0);
@@ -133,8 +128,7 @@ static void test_last_component(void)
   MATCH("a*c", "x/abbc", 0);
 }
 
-static void test_anchored(void)
-{
+static void test_anchored(void) {
   MATCH("/foo", "foo", 0);
   NO_MATCH("/foo", "a/foo", 0);
   MATCH("/foo/bar", "foo/bar", 0);
@@ -146,8 +140,7 @@ static void test_anchored(void)
   NO_MATCH("/a?c", "a/c", 0);
 }
 
-static void test_dir_only(void)
-{
+static void test_dir_only(void) {
   MATCH("foo/", "a/foo", 1);
   NO_MATCH("foo/", "a/foo", 0);
   MATCH("/foo/", "foo", 1);
@@ -158,8 +151,7 @@ static void test_dir_only(void)
   NO_MATCH("foo/x/", "foo/x", 0);
 }
 
-static void test_inner_slash(void)
-{
+static void test_inner_slash(void) {
   MATCH("foo/bar", "foo/bar", 0);
   MATCH("foo/bar", "x/foo/bar", 0);
   NO_MATCH("foo/bar", "xfoo/bar", 0);
@@ -177,8 +169,7 @@ static void test_inner_slash(void)
   NO_MATCH("/a[/]b", "a/b", 0);
 }
 
-static void test_double_star(void)
-{
+static void test_double_star(void) {
   MATCH("/foo/**/bar", "foo/x/bar", 0);
   MATCH("/foo/**/bar", "foo/x/y/bar", 0);
   NO_MATCH("/foo/**/bar", "foo/bar", 0);
@@ -203,8 +194,7 @@ static void test_double_star(void)
   NO_MATCH("foo/**", "foo", 1);
 }
 
-static void test_triple_star(void)
-{
+static void test_triple_star(void) {
   MATCH("dir/***", "dir", 1);
   NO_MATCH("dir/***", "dir", 0);
   MATCH("dir/***", "dir/a", 0);
@@ -219,8 +209,7 @@ static void test_triple_star(void)
   MATCH("**/dir/***", "a/dir", 1);
 }
 
-static void test_single_char_and_classes(void)
-{
+static void test_single_char_and_classes(void) {
   MATCH("?", "a", 0);
   NO_MATCH("?", "ab", 0);
   NO_MATCH("/a?c", "a/c", 0);
@@ -248,8 +237,7 @@ static void test_single_char_and_classes(void)
   MATCH("*.[ch]", "x/y.h", 0);
 }
 
-static void test_backslash(void)
-{
+static void test_backslash(void) {
   /* With a wildcard in the pattern a backslash quotes... */
   MATCH("\\*", "*", 0);
   NO_MATCH("\\*", "x", 0);
@@ -265,8 +253,7 @@ static void test_backslash(void)
   MATCH("\\f\\o\\o", "x/\\f\\o\\o", 0);
 }
 
-static void test_odd_names(void)
-{
+static void test_odd_names(void) {
   MATCH("sp ace", "sp ace", 1);
   MATCH("f g", "sp ace/f g", 0);
   MATCH("*g", "sp ace/f g", 0);
@@ -289,8 +276,7 @@ static void test_odd_names(void)
   NO_MATCH("[[:print:]]*", "\xff\xfe", 0);
 }
 
-static void test_bad_patterns(void)
-{
+static void test_bad_patterns(void) {
   BAD_PATTERN("");
   BAD_PATTERN("/");
   BAD_PATTERN("a[");
@@ -305,8 +291,7 @@ static void test_bad_patterns(void)
 
 /* ---- rule lists --------------------------------------------------------- */
 
-static void test_first_match_wins(void)
-{
+static void test_first_match_wins(void) {
   lsync_filter *f = MAKE_FILTER("+ *.c", "- foo.c");
 
   if (f) {
@@ -332,8 +317,7 @@ static void test_first_match_wins(void)
   }
 }
 
-static void test_rsync_examples(void)
-{
+static void test_rsync_examples(void) {
   lsync_filter *f = MAKE_FILTER("+ */", "+ *.c", "- *");
 
   if (f) {
@@ -364,8 +348,7 @@ static void test_rsync_examples(void)
   }
 }
 
-static void test_add_rule(void)
-{
+static void test_add_rule(void) {
   lsync_filter *f = NULL;
 
   CHECK(lsync_filter_new(&f) == 0);
@@ -409,8 +392,7 @@ static void test_add_rule(void)
 
 /* ---- API edges and cost ------------------------------------------------- */
 
-static void test_api_edges(void)
-{
+static void test_api_edges(void) {
   lsync_filter *f = MAKE_FILTER("- /foo", "- *.o");
   /* Not NUL-terminated: the sanitizer catches any read past len. */
   static const char buf[3] = {'f', 'o', 'o'};
@@ -429,8 +411,7 @@ static void test_api_edges(void)
   lsync_filter_free(f);
 }
 
-static void test_pathological(void)
-{
+static void test_pathological(void) {
   char text[61], deep[64 * 4];
   clock_t start = clock();
   double secs;
@@ -451,8 +432,7 @@ static void test_pathological(void)
   CHECK(secs < 1.0);
 }
 
-int main(void)
-{
+int main(void) {
   test_last_component();
   test_anchored();
   test_dir_only();

@@ -53,9 +53,9 @@ typedef enum lsync_chunk_mode {
 
 typedef struct lsync_chunk_opts {
   lsync_chunk_mode mode;
-  unsigned count;      /* COUNT: number of chunks (>= 1) */
-  uint64_t max_files;  /* LIMITS: 0 = no limit */
-  uint64_t max_bytes;  /* LIMITS: 0 = no limit (not both 0) */
+  unsigned count;     /* COUNT: number of chunks (>= 1) */
+  uint64_t max_files; /* LIMITS: 0 = no limit */
+  uint64_t max_bytes; /* LIMITS: 0 = no limit (not both 0) */
 } lsync_chunk_opts;
 
 typedef struct lsync_chunk lsync_chunk;
@@ -72,15 +72,17 @@ typedef struct lsync_chunk_item {
  * the callback returns LSYNC_ECANCELED. */
 typedef int (*lsync_chunk_cb)(void *ud, lsync_chunk *chunk);
 
-LSYNC_API unsigned lsync_chunk_index(const lsync_chunk *c);  /* from 1 */
-LSYNC_API size_t lsync_chunk_len(const lsync_chunk *c);      /* entries */
-LSYNC_API uint64_t lsync_chunk_bytes(const lsync_chunk *c);  /* hard links once */
-LSYNC_API void lsync_chunk_item_at(const lsync_chunk *c, size_t i, lsync_chunk_item *out);
+LSYNC_API unsigned lsync_chunk_index(const lsync_chunk *c); /* from 1 */
+LSYNC_API size_t lsync_chunk_len(const lsync_chunk *c);     /* entries */
+LSYNC_API uint64_t
+lsync_chunk_bytes(const lsync_chunk *c); /* hard links once */
+LSYNC_API void lsync_chunk_item_at(const lsync_chunk *c, size_t i,
+                                   lsync_chunk_item *out);
 
 /* Write the chunk's paths to fd, each followed by `terminator` ('\0' for
  * rsync --from0, '\n' otherwise).  0 or LSYNC_EIO (message on ctx). */
 LSYNC_API int lsync_chunk_write(lsync_ctx *ctx, const lsync_chunk *c, int fd,
-                      char terminator);
+                                char terminator);
 
 LSYNC_API void lsync_chunk_free(lsync_chunk *c);
 
@@ -93,7 +95,8 @@ typedef struct lsync_chunker lsync_chunker;
 
 /* LSYNC_EINVAL (message on ctx) for impossible options. */
 LSYNC_API int lsync_chunker_new(lsync_ctx *ctx, const lsync_chunk_opts *opts,
-                      lsync_chunk_cb cb, void *ud, lsync_chunker **out);
+                                lsync_chunk_cb cb, void *ud,
+                                lsync_chunker **out);
 
 /* Feed one entry (copied).  May run the callback in LIMITS mode. */
 LSYNC_API int lsync_chunker_add(lsync_chunker *ch, const lsync_entry *e);
@@ -107,9 +110,9 @@ LSYNC_API void lsync_chunker_free(lsync_chunker *ch);
 
 /* Scan root and chunk it in one call.  stats may be NULL. */
 LSYNC_API int lsync_chunk_tree(lsync_ctx *ctx, const char *root,
-                     const lsync_scan_opts *sopts,
-                     const lsync_chunk_opts *copts, lsync_chunk_cb cb,
-                     void *ud, lsync_scan_stats *stats);
+                               const lsync_scan_opts *sopts,
+                               const lsync_chunk_opts *copts, lsync_chunk_cb cb,
+                               void *ud, lsync_scan_stats *stats);
 
 #ifdef __cplusplus
 }

@@ -38,7 +38,7 @@ LSYNC_API void lsync_ctx_free(lsync_ctx *ctx);
 
 /* Messages above max_level are not formatted at all.  cb may be NULL. */
 LSYNC_API void lsync_ctx_set_log(lsync_ctx *ctx, lsync_log_cb cb, void *ud,
-                       lsync_log_level max_level);
+                                 lsync_log_level max_level);
 
 /* The message of the last failed call made with this context, or "" if
  * none.  Valid until the next call on the context. */

@@ -18,18 +18,18 @@ extern "C" {
 #endif
 
 /* XX(NAME, number, message) */
-#define LSYNC_ERRNO_MAP(XX)                                                   \
-  XX(EINVAL, -1, "invalid argument")                                          \
-  XX(ENOMEM, -2, "out of memory")                                             \
-  XX(EIO, -3, "input/output error")                                           \
-  XX(ENOENT, -4, "no such file or directory")                                 \
-  XX(ENOTDIR, -5, "not a directory")                                          \
-  XX(EACCES, -6, "permission denied")                                         \
-  XX(EPATTERN, -7, "invalid pattern")                                         \
-  XX(ECANCELED, -8, "operation canceled")                                     \
-  XX(ERANGE, -9, "value out of range")                                        \
-  XX(ESYS, -10, "system error")                                               \
-  XX(ENAMETOOLONG, -11, "name too long")                                      \
+#define LSYNC_ERRNO_MAP(XX)                                                    \
+  XX(EINVAL, -1, "invalid argument")                                           \
+  XX(ENOMEM, -2, "out of memory")                                              \
+  XX(EIO, -3, "input/output error")                                            \
+  XX(ENOENT, -4, "no such file or directory")                                  \
+  XX(ENOTDIR, -5, "not a directory")                                           \
+  XX(EACCES, -6, "permission denied")                                          \
+  XX(EPATTERN, -7, "invalid pattern")                                          \
+  XX(ECANCELED, -8, "operation canceled")                                      \
+  XX(ERANGE, -9, "value out of range")                                         \
+  XX(ESYS, -10, "system error")                                                \
+  XX(ENAMETOOLONG, -11, "name too long")                                       \
   XX(ELOOP, -12, "too many levels of symbolic links")
 
 typedef enum lsync_errno {
@@ -42,7 +42,8 @@ typedef enum lsync_errno {
 /* A static description of code ("unknown error" for codes not in the list). */
 LSYNC_API const char *lsync_strerror(int code);
 
-/* The code's symbolic name without prefix, e.g. "EINVAL"; "UNKNOWN" otherwise. */
+/* The code's symbolic name without prefix, e.g. "EINVAL"; "UNKNOWN" otherwise.
+ */
 LSYNC_API const char *lsync_err_name(int code);
 
 /* Map a positive errno value to the closest libsync code. */

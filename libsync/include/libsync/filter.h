@@ -47,7 +47,8 @@ LSYNC_API int lsync_filter_new(lsync_filter **out);
 
 /* Append one rule.  LSYNC_EPATTERN for an empty or malformed pattern
  * (e.g. an unterminated "[" class), LSYNC_ENOMEM. */
-LSYNC_API int lsync_filter_add(lsync_filter *f, lsync_rule_kind kind, const char *pattern);
+LSYNC_API int lsync_filter_add(lsync_filter *f, lsync_rule_kind kind,
+                               const char *pattern);
 
 /* Append one rule written rsync's short way: "- PATTERN" or "+ PATTERN"
  * (also "exclude PATTERN" / "include PATTERN").  LSYNC_EPATTERN otherwise. */
@@ -58,12 +59,13 @@ LSYNC_API size_t lsync_filter_count(const lsync_filter *f);
 
 /* 1 if path (length len, relative, no leading "/") is excluded, 0 if it is
  * included.  is_dir says whether the path names a directory. */
-LSYNC_API int lsync_filter_excludes(const lsync_filter *f, const char *path, size_t len,
-                          int is_dir);
+LSYNC_API int lsync_filter_excludes(const lsync_filter *f, const char *path,
+                                    size_t len, int is_dir);
 
 /* Match one pattern alone against a path, rsync's way: 1 match, 0 no match,
  * LSYNC_EPATTERN if the pattern is malformed.  For tests and tools. */
-LSYNC_API int lsync_pattern_match(const char *pattern, const char *path, int is_dir);
+LSYNC_API int lsync_pattern_match(const char *pattern, const char *path,
+                                  int is_dir);
 
 LSYNC_API void lsync_filter_free(lsync_filter *f);
 

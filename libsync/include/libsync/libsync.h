@@ -14,11 +14,11 @@
 #ifndef LIBSYNC_H
 #define LIBSYNC_H
 
-#include "error.h"
+#include "chunk.h"
 #include "context.h"
+#include "error.h"
 #include "filter.h"
 #include "scan.h"
-#include "chunk.h"
 
 #define LSYNC_VERSION_MAJOR 0
 #define LSYNC_VERSION_MINOR 1

@@ -47,12 +47,12 @@ typedef enum lsync_type {
 LSYNC_API const char *lsync_type_name(lsync_type t);
 
 typedef struct lsync_entry {
-  const char *path;   /* relative to the root, no leading "/", NUL-terminated */
+  const char *path; /* relative to the root, no leading "/", NUL-terminated */
   size_t path_len;
   lsync_type type;
-  uint32_t mode;      /* permission bits (07777) */
-  uint64_t size;      /* bytes: file size, symlink target length, 0 otherwise */
-  int64_t mtime;      /* seconds since the epoch */
+  uint32_t mode; /* permission bits (07777) */
+  uint64_t size; /* bytes: file size, symlink target length, 0 otherwise */
+  int64_t mtime; /* seconds since the epoch */
   int32_t mtime_nsec;
   uint64_t dev;
   uint64_t ino;
@@ -64,19 +64,19 @@ typedef struct lsync_entry {
 typedef void (*lsync_scan_error_cb)(void *ud, const char *path, int err);
 
 typedef struct lsync_scan_opts {
-  unsigned threads;          /* crawl threads; 0 picks a default */
-  int one_filesystem;        /* do not descend into other filesystems */
-  const lsync_filter *filter;/* NULL: include everything */
+  unsigned threads;           /* crawl threads; 0 picks a default */
+  int one_filesystem;         /* do not descend into other filesystems */
+  const lsync_filter *filter; /* NULL: include everything */
   lsync_scan_error_cb on_error;
   void *on_error_ud;
 } lsync_scan_opts;
 
 typedef struct lsync_scan_stats {
-  uint64_t entries;          /* entries yielded so far */
-  uint64_t dirs;             /* directories read */
-  uint64_t bytes;            /* sum of entry sizes yielded */
-  uint64_t excluded;         /* entries dropped by the filter */
-  uint64_t errors;           /* paths that could not be read */
+  uint64_t entries;  /* entries yielded so far */
+  uint64_t dirs;     /* directories read */
+  uint64_t bytes;    /* sum of entry sizes yielded */
+  uint64_t excluded; /* entries dropped by the filter */
+  uint64_t errors;   /* paths that could not be read */
 } lsync_scan_stats;
 
 /* Zero the options: default threads, whole tree, no filter. */
@@ -88,13 +88,14 @@ typedef struct lsync_scan lsync_scan;
  * root only).  Fails with LSYNC_ENOENT, LSYNC_ENOTDIR, LSYNC_EACCES, ...
  * and a message on ctx; nothing is allocated then. */
 LSYNC_API int lsync_scan_open(lsync_ctx *ctx, const char *root,
-                    const lsync_scan_opts *opts, lsync_scan **out);
+                              const lsync_scan_opts *opts, lsync_scan **out);
 
 /* 1 and *out set: one more entry.  0: the crawl is over.  Negative: the
  * crawl failed as a whole (out of memory); message on the context. */
 LSYNC_API int lsync_scan_next(lsync_scan *scan, const lsync_entry **out);
 
-LSYNC_API void lsync_scan_get_stats(const lsync_scan *scan, lsync_scan_stats *out);
+LSYNC_API void lsync_scan_get_stats(const lsync_scan *scan,
+                                    lsync_scan_stats *out);
 
 /* Stops the threads (also mid-crawl) and frees everything. */
 LSYNC_API void lsync_scan_close(lsync_scan *scan);
