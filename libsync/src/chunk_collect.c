@@ -15,7 +15,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "chunk_internal.h"
 
@@ -253,8 +252,7 @@ int lsync__finish_count(lsync_chunker *ch) {
     atomic_fetch_add(&ch->pool->refs, 1);
     chunks[c]->bytes = bytes[c];
   }
-  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-  unsigned stripes = cpus < 1 ? 1 : cpus > 16 ? 16 : (unsigned)cpus;
+  unsigned stripes = lsync__parallel_width();
   if (stripes > n)
     stripes = n;
   struct fill_job job = {ch, chunks, n, stripes};

@@ -67,10 +67,10 @@ struct ent {
   int next; /* COUNT: next entry of the same unit, -1 */
 };
 
-/* 32 bytes: the unit array is sorted and walked on the serial path. */
+/* One entry, or all names of a hard-linked inode: what COUNT deals. */
 struct unit {
   uint64_t bytes;
-  uint64_t tie; /* hash of the first name: a deterministic tie-break */
+  uint64_t tie; /* smallest hash of its names: a deterministic tie-break */
   uint32_t files;
   int first, last; /* entries: first, then ents[].next, up to last */
   unsigned chunk;

@@ -33,6 +33,17 @@ static int chunk_add_copy(lsync_chunker *ch, lsync_chunk *c,
   return 0;
 }
 
+/* Copy a unit's items (and their paths) into chunk c. */
+static int chunk_add_unit(lsync_chunker *ch, lsync_chunk *c,
+                          const lsync_chunk_item *items, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    int rc = chunk_add_copy(ch, c, &items[i]);
+    if (rc < 0)
+      return rc;
+  }
+  return 0;
+}
+
 static lsync_chunk *limits_chunk_new(void) {
   struct pool *p = lsync__pool_new();
   lsync_chunk *c = p ? lsync__chunk_new(p, 0) : NULL;
@@ -50,11 +61,10 @@ int lsync__limits_place(lsync_chunker *ch, const lsync_chunk_item *items,
     lsync_chunk *c = limits_chunk_new();
     if (!c)
       return lsync__nomem(ch);
-    for (size_t i = 0; i < n; i++)
-      if ((rc = chunk_add_copy(ch, c, &items[i])) < 0) {
-        lsync_chunk_free(c);
-        return rc;
-      }
+    if ((rc = chunk_add_unit(ch, c, items, n)) < 0) {
+      lsync_chunk_free(c);
+      return rc;
+    }
     c->bytes = bytes;
     return lsync__emit(ch, c, 0);
   }
@@ -63,9 +73,8 @@ int lsync__limits_place(lsync_chunker *ch, const lsync_chunk_item *items,
     return rc;
   if (!ch->cur && !(ch->cur = limits_chunk_new()))
     return lsync__nomem(ch);
-  for (size_t i = 0; i < n; i++)
-    if ((rc = chunk_add_copy(ch, ch->cur, &items[i])) < 0)
-      return rc;
+  if ((rc = chunk_add_unit(ch, ch->cur, items, n)) < 0)
+    return rc;
   ch->cur_bytes += bytes;
   ch->cur->bytes = ch->cur_bytes;
   /* Exactly full: hand it out now rather than at the next entry. */
@@ -147,8 +156,6 @@ int lsync__finish_limits(lsync_chunker *ch) {
     else
       lsync__pending_free(&ch->pend[i]);
   }
-  ch->npend = 0;
-  ch->hl.n = 0;
-  memset(ch->hl.slots, 0, ch->hl.cap * sizeof *ch->hl.slots);
+  ch->npend = 0; /* placed or freed; the chunker takes no more entries */
   return rc ? rc : limits_emit_cur(ch);
 }

@@ -14,20 +14,6 @@
 #define LSYNC__PRINTF(f, a) __attribute__((format(printf, f, a)))
 #else
 #define LSYNC__PRINTF(f, a)
-/* lsync_scan_open for a consumer that keeps every entry (COUNT and
- * TOPLEVEL chunking): batches are not capped, and lsync_scan_next() reads
- * directories itself instead of waiting. */
-int lsync__scan_open_collecting(lsync_ctx *ctx, const char *root,
-                                const lsync_scan_opts *opts, lsync_scan **out);
-
-/* Sort chunk items in path order (lsync__path_cmp), in place. */
-void lsync__sort_items(lsync_chunk_item *a, size_t n);
-
-/* Run fn(ctx, i) for i in [0, n) on the machine's cores (the caller's
- * thread included); returns when all are done. */
-void lsync__parallel_for(unsigned n, void (*fn)(void *ctx, unsigned i),
-                         void *ctx);
-
 #endif
 
 #define LSYNC__ERRMSG_MAX 1024
@@ -69,6 +55,10 @@ int lsync__scan_open_collecting(lsync_ctx *ctx, const char *root,
 
 /* Sort chunk items in path order (lsync__path_cmp), in place. */
 void lsync__sort_items(lsync_chunk_item *a, size_t n);
+
+/* How many threads lsync__parallel_for uses at most (the caller's
+ * included): the online cores, 1 to 16. */
+unsigned lsync__parallel_width(void);
 
 /* Run fn(ctx, i) for i in [0, n) on the machine's cores (the caller's
  * thread included); returns when all are done. */

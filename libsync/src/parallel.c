@@ -25,14 +25,18 @@ static void *pfor_worker(void *arg) {
   return NULL;
 }
 
+#define MAX_WIDTH 16
+
+unsigned lsync__parallel_width(void) {
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  return cpus < 1 ? 1 : cpus > MAX_WIDTH ? MAX_WIDTH : (unsigned)cpus;
+}
+
 void lsync__parallel_for(unsigned n, void (*fn)(void *ctx, unsigned i),
                          void *ctx) {
   struct pfor p = {fn, ctx, n, 0};
-  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-  pthread_t th[15];
-  unsigned nth = 0, want = cpus > 1 ? (unsigned)cpus - 1 : 0;
-  if (want > 15)
-    want = 15;
+  pthread_t th[MAX_WIDTH - 1];
+  unsigned nth = 0, want = lsync__parallel_width() - 1;
   if (want > n / 2) /* a thread for fewer than two items is not worth it */
     want = n / 2;
   while (nth < want && pthread_create(&th[nth], NULL, pfor_worker, &p) == 0)

@@ -3,7 +3,7 @@
  *
  * Threads share a LIFO stack of directories still to read (LIFO keeps the
  * walk depth-first, so the stack grows with depth times fan-out, not with
- * the tree).  A thread pops a directory, reads it with readdir + fstatat
+ * the tree).  A thread pops a directory, reads it with getdents64 + fstatat
  * relative to the directory's fd, drops what the filter excludes, pushes
  * subdirectories and appends entries to a batch it owns.  Full batches go
  * to a FIFO that the consumer drains in lsync_scan_next().
@@ -17,6 +17,10 @@
  * Termination: `busy` counts threads reading a directory; when the stack is
  * empty and nobody is busy, no more directories can appear and the threads
  * exit; the last one marks the scan done.
+ *
+ * Collecting consumers (COUNT and TOPLEVEL chunking keep every entry
+ * anyway) lift the batch cap, and the consumer reads directories itself
+ * whenever it has nothing to consume (consumer_help).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -69,7 +73,7 @@ struct lsync_scan {
   struct dir_item *stack;
   unsigned busy;
 
-  pthread_mutex_t out_mu; /* everything below up to nthreads */
+  pthread_mutex_t out_mu; /* the fields below, up to nbatches */
   pthread_cond_t out_cv;  /* a batch is ready, or all threads are gone */
   pthread_cond_t free_cv; /* a batch can be had */
   unsigned live;          /* threads still running */
@@ -85,10 +89,7 @@ struct lsync_scan {
   atomic_int cancel;
   atomic_int fatal; /* LSYNC_ENOMEM from a thread */
 
-  /* Collecting consumers (lsync__scan_open_collecting) keep every entry
-   * anyway, so batches are not capped and the consumer reads directories
-   * itself whenever it has nothing to consume: one walker thread fewer,
-   * and no third busy thread on a two-core machine. */
+  /* Collecting scans only: the consumer's own walker state. */
   struct walker *helper;
 
   /* consumer side only */
@@ -328,8 +329,6 @@ static int walker_defer_dir(struct walker *w, const char *path, size_t len) {
   return 0;
 }
 
-/* Open a directory below the root.  Paths too long for one openat() are
- * opened one component at a time. */
 /* openat(2) with no symlink anywhere in the path (openat2 and
  * RESOLVE_NO_SYMLINKS, Linux 5.6): O_NOFOLLOW guards only the last
  * component, and a parent swapped for a symlink after it was read must
@@ -346,6 +345,8 @@ static int open_beneath(int dirfd, const char *path, int flags) {
   return openat(dirfd, path, flags);
 }
 
+/* Open a directory below the root.  Paths too long for one openat() are
+ * opened one component at a time. */
 static int open_dir(lsync_scan *s, const char *path, size_t len) {
   const int flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
   if (len == 0)
@@ -503,6 +504,31 @@ static void walker_hand_over(struct walker *w) {
   pthread_mutex_unlock(&s->out_mu);
 }
 
+/* Take the next directory (busy + 1), or NULL; called with work_mu held. */
+static struct dir_item *pop_dir_locked(lsync_scan *s) {
+  struct dir_item *d = s->stack;
+  if (!d || atomic_load(&s->cancel))
+    return NULL;
+  s->stack = d->next;
+  s->busy++;
+  return d;
+}
+
+/* Read a popped directory, then give back its busy count; whoever leaves
+ * the stack empty and nobody busy wakes the others to see the end. */
+static void walker_do_dir(struct walker *w, struct dir_item *d) {
+  lsync_scan *s = w->s;
+  int rc = walker_read_dir(w, d);
+  free(d);
+  pthread_mutex_lock(&s->work_mu);
+  s->busy--;
+  if (!s->stack && !s->busy)
+    pthread_cond_broadcast(&s->work_cv);
+  pthread_mutex_unlock(&s->work_mu);
+  if (rc < 0 && !atomic_load(&s->cancel)) /* cancelled walks return -1 */
+    scan_cancel(s, LSYNC_ENOMEM);
+}
+
 /* Next directory to read, or NULL when the crawl is over or cancelled. */
 static struct dir_item *walker_next_dir(struct walker *w) {
   lsync_scan *s = w->s;
@@ -516,15 +542,9 @@ static struct dir_item *walker_next_dir(struct walker *w) {
     }
     pthread_cond_wait(&s->work_cv, &s->work_mu);
   }
-  struct dir_item *d = NULL;
-  if (!atomic_load(&s->cancel) && s->stack) {
-    d = s->stack;
-    s->stack = d->next;
-    s->busy++;
-  } else {
-    /* Over: wake the others so they see it too. */
+  struct dir_item *d = pop_dir_locked(s);
+  if (!d) /* over: wake the others so they see it too */
     pthread_cond_broadcast(&s->work_cv);
-  }
   pthread_mutex_unlock(&s->work_mu);
   return d;
 }
@@ -533,17 +553,8 @@ static void *walker_main(void *arg) {
   struct walker *w = arg;
   lsync_scan *s = w->s;
   struct dir_item *d;
-  while ((d = walker_next_dir(w)) != NULL) {
-    int rc = walker_read_dir(w, d);
-    free(d);
-    pthread_mutex_lock(&s->work_mu);
-    s->busy--;
-    if (!s->stack && !s->busy)
-      pthread_cond_broadcast(&s->work_cv);
-    pthread_mutex_unlock(&s->work_mu);
-    if (rc < 0 && !atomic_load(&s->cancel)) /* cancelled walks return -1 */
-      scan_cancel(s, LSYNC_ENOMEM);
-  }
+  while ((d = walker_next_dir(w)) != NULL)
+    walker_do_dir(w, d);
   walker_hand_over(w);
   pthread_mutex_lock(&s->out_mu);
   if (--s->live == 0)
@@ -665,25 +676,12 @@ int lsync__scan_open_collecting(lsync_ctx *ctx, const char *root,
  * returns with out_mu held; 1 if it read one.  (Never holds both locks.) */
 static int consumer_help(lsync_scan *s) {
   pthread_mutex_unlock(&s->out_mu);
-  struct dir_item *d = NULL;
   pthread_mutex_lock(&s->work_mu);
-  if (s->stack && !atomic_load(&s->cancel)) {
-    d = s->stack;
-    s->stack = d->next;
-    s->busy++;
-  }
+  struct dir_item *d = pop_dir_locked(s);
   pthread_mutex_unlock(&s->work_mu);
   if (d) {
-    int rc = walker_read_dir(s->helper, d);
-    free(d);
+    walker_do_dir(s->helper, d);
     walker_hand_over(s->helper);
-    pthread_mutex_lock(&s->work_mu);
-    s->busy--;
-    if (!s->stack && !s->busy)
-      pthread_cond_broadcast(&s->work_cv);
-    pthread_mutex_unlock(&s->work_mu);
-    if (rc < 0 && !atomic_load(&s->cancel))
-      scan_cancel(s, LSYNC_ENOMEM);
   }
   pthread_mutex_lock(&s->out_mu);
   return d != NULL;
@@ -786,7 +784,6 @@ void lsync_scan_close(lsync_scan *s) {
   batch_free(s->cur);
   free(s->threads);
   free(s->walkers);
-
   close(s->rootfd);
   pthread_mutex_destroy(&s->work_mu);
   pthread_mutex_destroy(&s->out_mu);
