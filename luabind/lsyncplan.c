@@ -125,6 +125,11 @@ int luaopen_syncplan(lua_State *L) {
   lb_scan_register(L);
   lb_chunk_register(L);
   luaL_newlib(L, funcs);
+  lb_loop_open(L);
+  lb_worker_open(L);
+  lb_producer_open(L);
+  lb_journal_open(L);
+  lb_retry_open(L);
   lua_pushstring(L, lsync_version());
   lua_setfield(L, -2, "version");
   return 1;

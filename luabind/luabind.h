@@ -28,6 +28,18 @@ void lb_scan_opts(lua_State *L, int idx, lsync_scan_opts *opts,
  * return the slot, so a filter survives no raised error unfreed. */
 lsync_filter **lb_filter_holder(lua_State *L);
 
+/* The context shared by the module's asynchronous objects (its loop runs
+ * timers, workers and producers); one per Lua state, made on first use. */
+lsync_ctx *lb_ctx(lua_State *L);
+
+/* Each adds its functions (and metatables) to the module table on top of
+ * the stack. */
+void lb_loop_open(lua_State *L);     /* run, spawn, sleep, timer, signal */
+void lb_worker_open(lua_State *L);   /* worker */
+void lb_producer_open(lua_State *L); /* producer */
+void lb_journal_open(lua_State *L);  /* journal, state_dir */
+void lb_retry_open(lua_State *L);    /* classify, backoff, bucket, durations */
+
 int lb_scan_new(lua_State *L);   /* syncplan.scan(dir [, opts]) */
 int lb_chunk_tree(lua_State *L); /* syncplan.chunk(dir [, opts]) */
 void lb_scan_register(lua_State *L);

@@ -12,6 +12,9 @@ int lsync_ctx_new(lsync_ctx **out) {
 }
 
 void lsync_ctx_free(lsync_ctx *ctx) {
+  if (!ctx)
+    return;
+  lsync__loop_free(ctx);
   free(ctx);
 }
 

@@ -23,7 +23,17 @@ struct lsync_ctx {
   lsync_log_cb log_cb;
   void *log_ud;
   lsync_log_level log_max;
+  struct uv_loop_s *loop; /* NULL until first use */
+  int own_loop;           /* the context created it and closes it */
 };
+
+/* The context's uv loop, created on first use; NULL (message on ctx)
+ * when it cannot be. */
+struct uv_loop_s *lsync__loop(lsync_ctx *ctx);
+
+/* Close the context's own loop: close every handle still open, run until
+ * they are released, free the loop.  Called by lsync_ctx_free. */
+void lsync__loop_free(lsync_ctx *ctx);
 
 /* Record a formatted message on ctx and return code, so error paths read
  * `return lsync__fail(ctx, LSYNC_EINVAL, "...", ...);`. */

@@ -30,7 +30,10 @@ extern "C" {
   XX(ERANGE, -9, "value out of range")                                         \
   XX(ESYS, -10, "system error")                                                \
   XX(ENAMETOOLONG, -11, "name too long")                                       \
-  XX(ELOOP, -12, "too many levels of symbolic links")
+  XX(ELOOP, -12, "too many levels of symbolic links")                         \
+  XX(EBUSY, -13, "resource busy")                                              \
+  XX(EJOURNAL, -14, "journal database error")                                  \
+  XX(ESTATE, -15, "state directory is not private")
 
 typedef enum lsync_errno {
   LSYNC_OK = 0,

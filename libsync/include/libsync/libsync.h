@@ -14,11 +14,17 @@
 #ifndef LIBSYNC_H
 #define LIBSYNC_H
 
+#include "bucket.h"
 #include "chunk.h"
 #include "context.h"
 #include "error.h"
 #include "filter.h"
+#include "journal.h"
+#include "loop.h"
+#include "producer.h"
+#include "retry.h"
 #include "scan.h"
+#include "worker.h"
 
 #define LSYNC_VERSION_MAJOR 0
 #define LSYNC_VERSION_MINOR 1

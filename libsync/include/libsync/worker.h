@@ -1,0 +1,118 @@
+/*
+ * Workers: one child process (rsync, rclone, or any command) run on the
+ * context's loop, with its input written to stdin, its progress parsed
+ * from its output, its stderr kept in a log file, a watchdog for hangs,
+ * and a stop that escalates from SIGTERM to SIGKILL.
+ *
+ * The child gets LC_ALL=C (so rsync's numbers and messages are the same
+ * everywhere) plus the extra environment of the options, in its own
+ * process group, with stdin a pipe, and stdout and stderr pipes read by
+ * libsync.  Progress:
+ *   RSYNC   rsync's --info=progress2 records on stdout ("\r"-separated,
+ *           with or without --no-h, "xfr#N" and "to-chk"/"ir-chk");
+ *   RCLONE  rclone's JSON log lines on stderr that carry a "stats" object
+ *           (--use-json-log --stats 1s --stats-log-level NOTICE);
+ *   NONE    output is only logged.
+ * Lines that are not progress go to the log file (stdout and stderr
+ * both); the last non-empty stderr line is kept for error reports.
+ *
+ * Lifecycle: lsync_worker_start() -> on_progress* -> on_exit (exactly
+ * once, unless start failed) -> lsync_worker_free(), which may be called
+ * from inside on_exit.  Freeing a worker before on_exit kills the child
+ * (SIGKILL to its process group) and on_exit never runs.
+ */
+#ifndef LIBSYNC_WORKER_H
+#define LIBSYNC_WORKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "context.h"
+
+#include "api.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum lsync_progress_kind {
+  LSYNC_PROGRESS_NONE = 0,
+  LSYNC_PROGRESS_RSYNC = 1,
+  LSYNC_PROGRESS_RCLONE = 2
+} lsync_progress_kind;
+
+typedef struct lsync_progress {
+  uint64_t bytes;       /* bytes done, as the tool counts them */
+  uint64_t files;       /* files transferred (rsync xfr#, rclone transfers) */
+  uint64_t checked;     /* entries the tool has finished looking at */
+  uint64_t total;       /* entries the tool knows of; 0 if unknown */
+  uint64_t total_bytes; /* rclone's totalBytes; 0 if unknown (rsync) */
+  double rate;          /* bytes per second as reported; 0 if unknown */
+} lsync_progress;
+
+typedef struct lsync_worker lsync_worker;
+
+typedef struct lsync_worker_result {
+  int exit_status;        /* exit status, or -1 when killed by a signal */
+  int term_signal;        /* the signal that killed it, else 0 */
+  int timed_out;          /* the watchdog stopped it */
+  int stopped;            /* lsync_worker_stop() stopped it */
+  const char *last_error; /* last non-empty stderr line or ""; valid during
+                             the callback only */
+  lsync_progress progress; /* the last progress seen */
+  double elapsed;          /* seconds from start to exit */
+} lsync_worker_result;
+
+typedef void (*lsync_worker_progress_cb)(void *ud, lsync_worker *w,
+                                         const lsync_progress *p);
+typedef void (*lsync_worker_exit_cb)(void *ud, lsync_worker *w,
+                                     const lsync_worker_result *r);
+
+typedef struct lsync_worker_opts {
+  const char *const *argv; /* NULL-terminated; argv[0] searched in PATH */
+  const char *const *env;  /* extra "NAME=VALUE" strings, NULL-terminated;
+                              may be NULL */
+  const char *cwd;         /* NULL: the caller's */
+  const void *input;       /* written to stdin (copied), then stdin is */
+  size_t input_len;        /* closed; NULL/0: stdin closed at once */
+  const char *log_path;    /* output appended here (created 0600); NULL:
+                              output is not kept */
+  lsync_progress_kind progress;
+  uint64_t watchdog_ms; /* stop the child after this long without output;
+                           0: no watchdog */
+  uint64_t grace_ms;    /* SIGTERM to SIGKILL delay; 0: 5000 */
+  lsync_worker_progress_cb on_progress; /* may be NULL */
+  lsync_worker_exit_cb on_exit;         /* may be NULL */
+  void *ud;
+} lsync_worker_opts;
+
+LSYNC_API void lsync_worker_opts_init(lsync_worker_opts *o);
+
+/* Spawn the child.  LSYNC_ENOENT when argv[0] is not found, LSYNC_EIO
+ * when the log file cannot be opened, ...; message on ctx, nothing left
+ * behind and no callback. */
+LSYNC_API int lsync_worker_start(lsync_ctx *ctx, const lsync_worker_opts *o,
+                                 lsync_worker **out);
+
+LSYNC_API int lsync_worker_pid(const lsync_worker *w);
+
+/* SIGTERM to the child's process group now, SIGKILL after the grace
+ * period if it has not exited.  Idempotent; on_exit still runs. */
+LSYNC_API void lsync_worker_stop(lsync_worker *w);
+
+LSYNC_API void lsync_worker_free(lsync_worker *w);
+
+/* Parse one rsync --info=progress2 record (without its "\r"); 1 and *p
+ * updated if it was one, 0 if not.  Exposed for tests and embedders that
+ * run rsync themselves. */
+LSYNC_API int lsync_progress_parse_rsync(const char *line, size_t len,
+                                         lsync_progress *p);
+
+/* Same for one rclone JSON log line carrying a "stats" object. */
+LSYNC_API int lsync_progress_parse_rclone(const char *line, size_t len,
+                                          lsync_progress *p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,1 @@
+typedef int lsync__todo_progress;
