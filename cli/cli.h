@@ -26,6 +26,12 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_log(void *ud, lsync_log_level level, const char *msg);
 
 int cmd_chunk(int argc, char **argv);
+
+/* Run a subcommand written in Lua (run, copy, resume, list): argv[0] is
+ * the subcommand's name. */
+int cli_lua_main(int argc, char **argv);
+/* The demo's job: sync src to dst with the embedded default plan. */
+int cli_lua_demo(const char *src, const char *dst, const char *state_dir);
 int cmd_demo(int argc, char **argv);
 
 #endif

@@ -1,7 +1,7 @@
 /*
  * syncplan demo: the README's first command.  Generates a sample tree
- * (no servers needed) and runs the default job on it: for now the chunker,
- * writing one list per chunk and a per-chunk summary.
+ * (no servers needed) and runs the default job on it: the embedded default
+ * plan syncs it to a second directory with several rsync workers.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,8 +19,9 @@ static const char demo_help[] =
     "usage: syncplan demo [-n FILES] [DIR]\n"
     "\n"
     "Generate a sample tree of FILES files (default 5000, sizes 0-16 KiB)\n"
-    "in DIR/src (default: a new directory under $TMPDIR or /tmp) and chunk\n"
-    "it into 4 balanced chunks whose lists are written to DIR/lists.\n";
+    "in DIR/src (default: a new directory under $TMPDIR or /tmp) and sync\n"
+    "it to DIR/dst with the embedded default plan: 8 balanced chunks, 4\n"
+    "rsync workers, journal in DIR/state.  Exit status as for 'run'.\n";
 
 static uint64_t rng_next(uint64_t *s) {
   /* xorshift64*: deterministic, so every demo tree is the same. */
@@ -106,23 +107,24 @@ int cmd_demo(int argc, char **argv) {
       return EXIT_USAGE;
     }
   }
-  char src[3200], lists[3200], tmpl[3300];
+  char src[3200], dst[3200], state[3200];
   snprintf(src, sizeof src, "%s/src", dir);
-  snprintf(lists, sizeof lists, "%s/lists", dir);
-  snprintf(tmpl, sizeof tmpl, "%s/chunk", lists);
-  if (make_tree(src, nfiles) < 0 || mkdir(lists, 0755) < 0) {
+  snprintf(dst, sizeof dst, "%s/dst", dir);
+  snprintf(state, sizeof state, "%s/state", dir);
+  if (make_tree(src, nfiles) < 0) {
     cli_error("demo: cannot build the sample tree in '%s': %s", dir,
               strerror(errno));
     return EXIT_PARTIAL;
   }
   printf("sample tree: %s (%u files)\n", src, nfiles);
-  printf("running: syncplan chunk -n 4 -v -0 -o %s %s\n", tmpl, src);
+  printf("running the default plan: %s/ -> %s/ with 4 rsync workers over "
+         "8 chunks\n(journal and logs in %s)\n",
+         src, dst, state);
   fflush(stdout);
-  char *args[] = {"chunk", "-n", "4", "-v", "-0", "-o", tmpl, src, NULL};
-  int rc = cmd_chunk(8, args);
+  int rc = cli_lua_demo(src, dst, state);
   if (rc == EXIT_OK)
-    printf("chunk lists (NUL-separated, for rsync --files-from --from0): "
-           "%s.1 .. %s.4\n",
-           tmpl, tmpl);
+    printf("done: %s is a copy of %s (check: rsync -aHn --delete "
+           "--itemize-changes %s/ %s/ prints nothing)\n",
+           dst, src, src, dst);
   return rc;
 }

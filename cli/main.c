@@ -27,9 +27,13 @@ static const struct {
   int (*run)(int, char **);
   const char *summary;
 } commands[] = {
+    {"run", cli_lua_main, "run a plan (PLAN.lua) in the foreground"},
+    {"copy", cli_lua_main, "copy SRC to DST with parallel workers"},
+    {"resume", cli_lua_main, "run the unfinished chunks of a job again"},
+    {"list", cli_lua_main, "list the jobs in the journal"},
     {"chunk", cmd_chunk,
      "partition a tree into chunk lists (fpart-compatible)"},
-    {"demo", cmd_demo, "generate a sample tree and run the default job on it"},
+    {"demo", cmd_demo, "generate a sample tree and sync it with the default plan"},
 };
 
 static void usage(FILE *out) {

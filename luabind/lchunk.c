@@ -172,6 +172,44 @@ static int append_chunk(lua_State *L) {
   return 0;
 }
 
+void lb_chunk_push(lua_State *L, lsync_chunk *c) {
+  luaL_checkstack(L, 2, NULL);
+  lua_createtable(L, 0, 0); /* append_chunk's table; replaced below */
+  lua_pushcfunction(L, append_chunk);
+  lua_pushlightuserdata(L, c);
+  lua_pushvalue(L, -3);
+  if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+    lsync_chunk_free(c);
+    lua_error(L);
+  }
+  lua_rawgeti(L, -1, 1);
+  lua_remove(L, -2);
+}
+
+/* c:data([terminator [, type]]) -> the paths joined, each followed by the
+ * terminator ("\0" by default): what a worker reads on stdin.  With a
+ * type ("dir", "file", ...) only entries of that type. */
+static int chunk_data(lua_State *L) {
+  lsync_chunk *c = check_chunk(L, 1);
+  size_t tl;
+  const char *term = luaL_optlstring(L, 2, "", &tl);
+  char t = tl ? term[0] : '\0';
+  const char *only = luaL_optstring(L, 3, NULL);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  size_t n = lsync_chunk_len(c);
+  for (size_t i = 0; i < n; i++) {
+    lsync_chunk_item it;
+    lsync_chunk_item_at(c, i, &it);
+    if (only && strcmp(lsync_type_name(it.type), only))
+      continue;
+    luaL_addlstring(&b, it.path, it.path_len);
+    luaL_addchar(&b, t);
+  }
+  luaL_pushresult(&b);
+  return 1;
+}
+
 static int on_chunk(void *ud, lsync_chunk *c) {
   struct collect *col = ud;
   lua_State *L = col->L;
@@ -190,7 +228,7 @@ static int on_chunk(void *ud, lsync_chunk *c) {
   return 0;
 }
 
-static void chunk_opts(lua_State *L, int idx, lsync_chunk_opts *o) {
+void lb_chunk_opts(lua_State *L, int idx, lsync_chunk_opts *o) {
   memset(o, 0, sizeof *o);
   o->mode = LSYNC_CHUNK_COUNT;
   o->count = 1;
@@ -240,7 +278,7 @@ int lb_chunk_tree(lua_State *L) {
   const char *dir = luaL_checkstring(L, 1);
   lua_settop(L, 2);
   lsync_chunk_opts copts;
-  chunk_opts(L, 2, &copts);
+  lb_chunk_opts(L, 2, &copts);
   lsync_scan_opts sopts;
   lb_scan_opts(L, 2, &sopts, lb_filter_holder(L)); /* 3: frees the filter */
   lsync_ctx *ctx = NULL;
@@ -277,6 +315,7 @@ void lb_chunk_register(lua_State *L) {
                                   {"__tostring", chunk_tostring},
                                   {NULL, NULL}};
   static const luaL_Reg methods[] = {{"paths", chunk_paths},
+                                     {"data", chunk_data},
                                      {"items", chunk_items},
                                      {"write", chunk_write},
                                      {"free", chunk_gc},

@@ -1,3 +1,169 @@
+/*
+ * The producer userdata: chunks made on a background thread while the
+ * loop runs workers.
+ *
+ *   local p = assert(syncplan.producer{
+ *     root = "/data/src",                 -- or list_argv = { "ssh", ... }
+ *     chunks = { count = 8 },             -- or { files = N, bytes = S }
+ *     exclude = { "*.tmp" }, include = ..., filter = ...,
+ *     one_filesystem = false, threads = nil, max_queued = 4,
+ *   })
+ *   while true do
+ *     local c, err = p:next()             -- in a task; waits for a chunk
+ *     if not c then break end             -- nil: done (nil, msg: failed)
+ *   end
+ *   p:stats()  -- { entries, dirs, bytes, excluded, errors }
+ */
+#include <string.h>
+
 #include "luabind.h"
 
-void lb_producer_open(lua_State *L) { (void)L; }
+#define PRODUCER_MT "syncplan.producer"
+
+typedef struct lproducer {
+  lsync_producer *p;
+  lb_sched *s;
+  lua_State *waiter;
+  unsigned epoch; /* the run the waiter belongs to */
+} lproducer;
+
+/* Push what p:next() returns now: a chunk, nil (done), nil + message
+ * (failed); 0 when the caller must wait. */
+static int next_now(lua_State *L, lproducer *u) {
+  lsync_chunk *c;
+  if (lsync_producer_take(u->p, &c) == 1) {
+    lb_chunk_push(L, c);
+    return 1;
+  }
+  int status;
+  if (!lsync_producer_done(u->p, &status))
+    return 0;
+  if (status < 0)
+    return lb_fail(L, status, lsync_producer_errmsg(u->p));
+  lua_pushnil(L);
+  return 1;
+}
+
+static void on_ready(void *ud, lsync_producer *p) {
+  (void)p;
+  lproducer *u = ud;
+  lua_State *co = u->waiter;
+  if (!co || !lb_sched_state(u->s))
+    return;
+  if (u->epoch != lb_sched_epoch(u->s)) {
+    u->waiter = NULL; /* its run failed */
+    return;
+  }
+  int n = next_now(co, u);
+  if (n) {
+    u->waiter = NULL;
+    lb_wake(u->s, co, n);
+  }
+}
+
+static int l_producer(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lsync_producer_opts o;
+  lsync_producer_opts_init(&o);
+  lsync_filter **filter = lb_filter_holder(L); /* index 2 */
+  lb_scan_opts(L, 1, &o.scan, filter);
+  if (lua_getfield(L, 1, "chunks") == LUA_TTABLE)
+    lb_chunk_opts(L, lua_gettop(L), &o.chunk);
+  else
+    lb_chunk_opts(L, 0, &o.chunk);
+  lua_getfield(L, 1, "root");
+  o.root = luaL_optstring(L, -1, NULL);
+  if (lua_getfield(L, 1, "list_argv") == LUA_TTABLE) {
+    lua_Integer n = luaL_len(L, -1);
+    const char **a = lua_newuserdatauv(L, (size_t)(n + 1) * sizeof *a, 0);
+    for (lua_Integer i = 1; i <= n; i++) {
+      if (lua_geti(L, -2, i) != LUA_TSTRING)
+        return luaL_error(L, "list_argv[%d] must be a string", (int)i);
+      a[i - 1] = lua_tostring(L, -1);
+      lua_pop(L, 1);
+    }
+    a[n] = NULL;
+    o.list_argv = a;
+  }
+  if ((o.root == NULL) == (o.list_argv == NULL))
+    return luaL_error(L, "producer: give one of root or list_argv");
+  lua_getfield(L, 1, "max_queued");
+  o.max_queued = (unsigned)luaL_optinteger(L, -1, 0);
+
+  lproducer *u = lua_newuserdatauv(L, sizeof *u, 1);
+  memset(u, 0, sizeof *u);
+  luaL_setmetatable(L, PRODUCER_MT);
+  lua_pushvalue(L, 2); /* the filter must outlive the producer */
+  lua_setiuservalue(L, -2, 1);
+  u->s = lb_sched_get(L);
+  o.on_ready = on_ready;
+  o.ud = u;
+  lsync_ctx *ctx = lb_ctx(L);
+  int rc = lsync_producer_start(ctx, &o, &u->p);
+  if (rc < 0)
+    return lb_fail(L, rc, lsync_ctx_errmsg(ctx));
+  return 1;
+}
+
+static lproducer *check(lua_State *L) {
+  lproducer *u = luaL_checkudata(L, 1, PRODUCER_MT);
+  luaL_argcheck(L, u->p != NULL, 1, "producer is closed");
+  return u;
+}
+
+static int p_next(lua_State *L) {
+  lproducer *u = check(L);
+  int n = next_now(L, u);
+  if (n)
+    return n;
+  lb_task_check(L, "producer:next");
+  if (u->waiter)
+    return luaL_error(L, "producer:next: another task is already waiting");
+  u->waiter = L;
+  u->epoch = lb_sched_epoch(u->s);
+  return lua_yield(L, 0);
+}
+
+static int p_stats(lua_State *L) {
+  lproducer *u = check(L);
+  lsync_scan_stats st;
+  lsync_producer_stats(u->p, &st);
+  lua_createtable(L, 0, 5);
+  const struct {
+    const char *k;
+    uint64_t v;
+  } f[] = {{"entries", st.entries},
+           {"dirs", st.dirs},
+           {"bytes", st.bytes},
+           {"excluded", st.excluded},
+           {"errors", st.errors}};
+  for (size_t i = 0; i < sizeof f / sizeof *f; i++) {
+    lua_pushinteger(L, (lua_Integer)f[i].v);
+    lua_setfield(L, -2, f[i].k);
+  }
+  return 1;
+}
+
+static int p_close(lua_State *L) {
+  lproducer *u = luaL_checkudata(L, 1, PRODUCER_MT);
+  if (u->p) {
+    lsync_producer_free(u->p);
+    u->p = NULL;
+  }
+  return 0;
+}
+
+void lb_producer_open(lua_State *L) {
+  static const luaL_Reg methods[] = {
+      {"next", p_next}, {"stats", p_stats}, {"close", p_close}, {NULL, NULL}};
+  luaL_newmetatable(L, PRODUCER_MT);
+  luaL_newlib(L, methods);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, p_close);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, p_close);
+  lua_setfield(L, -2, "__close");
+  lua_pop(L, 1);
+  lua_pushcfunction(L, l_producer);
+  lua_setfield(L, -2, "producer");
+}

@@ -1,8 +1,14 @@
-/* luaopen_syncplan: the module table and the helpers shared by the
- * userdata types (scan options, error returns). */
+/* luaopen_syncplan: the module table, the helpers shared by the userdata
+ * types (scan options, error returns), small file-system helpers the
+ * runner needs, and the embedded Lua helpers (syncplan.plan, .runner,
+ * .cli) registered in package.preload. */
+#include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "luabind.h"
+#include "syncplan_lua.h"
 
 int lb_fail(lua_State *L, int code, const char *msg) {
   lua_pushnil(L);
@@ -110,18 +116,93 @@ static int lb_match(lua_State *L) {
   return 1;
 }
 
+static int lb_isatty(lua_State *L) {
+  lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
+  return 1;
+}
+
+/* syncplan.file_type(path) -> "dir", "file", ... (symlinks followed) or
+ * nil, msg, code */
+static int lb_file_type(lua_State *L) {
+  struct stat st;
+  const char *path = luaL_checkstring(L, 1);
+  if (stat(path, &st) < 0)
+    return lb_fail(L, lsync_err_from_errno(errno), strerror(errno));
+  lua_pushstring(L, S_ISDIR(st.st_mode)   ? "dir"
+                    : S_ISREG(st.st_mode) ? "file"
+                                          : "other");
+  return 1;
+}
+
+/* syncplan.mkdir(path, mode [, parents]) -> true | nil, msg, code.  An
+ * existing directory is not an error; its mode is left alone. */
+static int lb_mkdir(lua_State *L) {
+  size_t len;
+  const char *path = luaL_checklstring(L, 1, &len);
+  mode_t mode = (mode_t)luaL_checkinteger(L, 2);
+  int parents = lua_toboolean(L, 3);
+  luaL_Buffer b;
+  char *p = luaL_buffinitsize(L, &b, len + 1);
+  memcpy(p, path, len + 1);
+  for (size_t i = 1; parents && i < len; i++) {
+    if (p[i] != '/')
+      continue;
+    p[i] = '\0';
+    if (mkdir(p, mode) < 0 && errno != EEXIST)
+      return lb_fail(L, lsync_err_from_errno(errno), strerror(errno));
+    p[i] = '/';
+  }
+  if (mkdir(p, mode) < 0 && errno != EEXIST)
+    return lb_fail(L, lsync_err_from_errno(errno), strerror(errno));
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static const luaL_Reg funcs[] = {
     {"scan", lb_scan_new},         {"chunk", lb_chunk_tree},
     {"parse_size", lb_parse_size}, {"strerror", lb_strerror},
-    {"match", lb_match},           {NULL, NULL}};
+    {"match", lb_match},           {"isatty", lb_isatty},
+    {"file_type", lb_file_type},   {"mkdir", lb_mkdir},
+    {NULL, NULL}};
 
-#if defined(__GNUC__)
-__attribute__((visibility("default")))
-#endif
-int luaopen_syncplan(lua_State *L);
+extern const struct lb_embedded {
+  const char *name;
+  const char *src;
+  size_t len;
+} lb_embedded[];
+
+static int load_embedded(lua_State *L) {
+  const struct lb_embedded *e = lua_touserdata(L, lua_upvalueindex(1));
+  const char *name = luaL_checkstring(L, 1);
+  if (luaL_loadbufferx(L, e->src, e->len, name, "t") != LUA_OK)
+    return lua_error(L);
+  lua_pushstring(L, name);
+  lua_call(L, 1, 1);
+  return 1;
+}
+
+/* package.preload[name] for each embedded helper, unless a program put
+ * its own there first. */
+static void preload_embedded(lua_State *L) {
+  if (lua_getglobal(L, "package") != LUA_TTABLE) {
+    lua_pop(L, 1);
+    return;
+  }
+  lua_getfield(L, -1, "preload");
+  for (const struct lb_embedded *e = lb_embedded; e->name; e++) {
+    if (lua_getfield(L, -1, e->name) == LUA_TNIL) {
+      lua_pushlightuserdata(L, (void *)e);
+      lua_pushcclosure(L, load_embedded, 1);
+      lua_setfield(L, -3, e->name);
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 2);
+}
 
 int luaopen_syncplan(lua_State *L) {
   luaL_checkversion(L);
+  preload_embedded(L);
   lb_scan_register(L);
   lb_chunk_register(L);
   luaL_newlib(L, funcs);

@@ -32,6 +32,27 @@ lsync_filter **lb_filter_holder(lua_State *L);
  * timers, workers and producers); one per Lua state, made on first use. */
 lsync_ctx *lb_ctx(lua_State *L);
 
+/* The task scheduler of lloop.c (one per Lua state). */
+typedef struct lb_sched lb_sched;
+lb_sched *lb_sched_get(lua_State *L);
+/* The state running syncplan.run (callbacks push and call on it), or
+ * NULL when no run is active. */
+lua_State *lb_sched_state(lb_sched *s);
+/* Bumped when a run fails: a waiter recorded under another epoch belongs
+ * to a dead run and must not be woken. */
+unsigned lb_sched_epoch(lb_sched *s);
+/* Raise unless L is a task, naming the blocking call `what`. */
+void lb_task_check(lua_State *L, const char *what);
+/* Resume task co with the nargs values on its stack: now (from a loop
+ * callback) or from the ready queue (from inside another task). */
+void lb_wake(lb_sched *s, lua_State *co, int nargs);
+void lb_wake_later(lb_sched *s, lua_State *co, int nargs);
+
+/* Chunk userdata shared with the producer. */
+void lb_chunk_opts(lua_State *L, int idx, lsync_chunk_opts *o);
+/* Push a chunk userdata owning c; frees c and raises on memory errors. */
+void lb_chunk_push(lua_State *L, lsync_chunk *c);
+
 /* Each adds its functions (and metatables) to the module table on top of
  * the stack. */
 void lb_loop_open(lua_State *L);     /* run, spawn, sleep, timer, signal */

@@ -149,7 +149,8 @@ static int pending_cmp(const void *a, const void *b) {
  * complete; they go out last, in path order. */
 int lsync__finish_limits(lsync_chunker *ch) {
   int rc = 0;
-  qsort(ch->pend, ch->npend, sizeof *ch->pend, pending_cmp);
+  if (ch->npend) /* qsort's pointer must be valid even for 0 items */
+    qsort(ch->pend, ch->npend, sizeof *ch->pend, pending_cmp);
   for (size_t i = 0; i < ch->npend; i++) {
     if (rc == 0)
       rc = pending_place(ch, &ch->pend[i]);

@@ -30,13 +30,16 @@ typedef struct lsync_bucket {
 LSYNC_API void lsync_bucket_init(lsync_bucket *b, double rate, double burst,
                                  double now);
 
-/* Change the rate (0 = unlimited) without losing the current balance. */
+/* Change the rate (0 = unlimited) without losing the current balance;
+ * the time since the last update is settled at the old rate.  burst is
+ * kept. */
 LSYNC_API void lsync_bucket_set_rate(lsync_bucket *b, double rate, double now);
 
 /* Spend n bytes at time now; returns the seconds to wait (0 if none). */
 LSYNC_API double lsync_bucket_take(lsync_bucket *b, double n, double now);
 
-/* Bytes that could be taken now without waiting. */
+/* Bytes that could be taken now without waiting (HUGE_VAL when
+ * unlimited). */
 LSYNC_API double lsync_bucket_available(lsync_bucket *b, double now);
 
 #ifdef __cplusplus

@@ -65,7 +65,9 @@ LSYNC_API void lsync_journal_close(lsync_journal *j);
 /* The state directory in use. */
 LSYNC_API const char *lsync_journal_dir(const lsync_journal *j);
 
-/* Group several changes into one transaction (nesting is refused). */
+/* Group several changes into one transaction.  Nesting is refused
+ * (LSYNC_EBUSY), and so is a commit without a begin (LSYNC_EINVAL).  A
+ * journal closed inside a transaction rolls it back. */
 LSYNC_API int lsync_journal_begin(lsync_journal *j);
 LSYNC_API int lsync_journal_commit(lsync_journal *j);
 
@@ -126,19 +128,22 @@ typedef struct lsync_chunk_rec {
 } lsync_chunk_rec;
 
 /* Add chunk `index` (state pending) with its list.  LSYNC_EINVAL if the
- * run already has that index. */
+ * run already has that index, LSYNC_ENOENT for an unknown job. */
 LSYNC_API int lsync_journal_chunk_add(lsync_journal *j, const char *id,
                                       unsigned index, const void *list,
                                       size_t list_len, uint64_t files,
                                       uint64_t bytes);
 
 /* Store r's state, attempts, exit_code, term_signal, host, error, started
- * and finished for chunk r->index (list, files and bytes are kept). */
+ * and finished for chunk r->index (list, files and bytes are kept).
+ * LSYNC_ENOENT if the job has no such chunk. */
 LSYNC_API int lsync_journal_chunk_update(lsync_journal *j, const char *id,
                                          const lsync_chunk_rec *r);
 
 /* Chunks of a run in index order; with_lists fills list/list_len.
- * cb returns nonzero to stop (LSYNC_ECANCELED). */
+ * cb returns nonzero to stop (LSYNC_ECANCELED); LSYNC_ENOENT for an
+ * unknown job.  Rows are copied out in batches before cb runs, so cb may
+ * call the journal (update the chunk it is shown, for instance). */
 typedef int (*lsync_chunk_rec_cb)(void *ud, const lsync_chunk_rec *r);
 LSYNC_API int lsync_journal_chunks(lsync_journal *j, const char *id,
                                    int with_lists, lsync_chunk_rec_cb cb,

@@ -46,7 +46,9 @@ typedef enum lsync_outcome {
 } lsync_outcome;
 
 /* exit_status as in lsync_worker_result (-1 when killed), term_signal 0 or
- * the signal; stopped/timed_out as there. */
+ * the signal; stopped/timed_out as there.  stopped wins over everything
+ * (a stop kills by a signal), then timed_out and a signal (RETRY); no
+ * status and no signal (the tool never ran) is PERMANENT. */
 LSYNC_API lsync_outcome lsync_classify(lsync_tool tool, int exit_status,
                                        int term_signal, int stopped,
                                        int timed_out);
@@ -79,7 +81,7 @@ LSYNC_API int lsync_parse_duration(const char *s, double *seconds);
 
 /* The delay in seconds before attempt number `attempt` (2 for the first
  * retry): base * 2^(attempt-2) capped at max, then jittered with the
- * caller's random state (*rng, any seed; updated). */
+ * caller's random state (*rng, any seed; updated; NULL: no jitter). */
 LSYNC_API double lsync_backoff_delay(const lsync_backoff *b, unsigned attempt,
                                      uint64_t *rng);
 

@@ -14,12 +14,28 @@
  *           (--use-json-log --stats 1s --stats-log-level NOTICE);
  *   NONE    output is only logged.
  * Lines that are not progress go to the log file (stdout and stderr
- * both); the last non-empty stderr line is kept for error reports.
+ * both); the last non-empty stderr line is kept for error reports (for
+ * RCLONE: the "msg" of the last JSON line of level error or worse, or
+ * the last stderr line that is not JSON).  on_progress runs at most
+ * about 10 times a second per worker; the final state is always
+ * delivered before on_exit.
  *
  * Lifecycle: lsync_worker_start() -> on_progress* -> on_exit (exactly
  * once, unless start failed) -> lsync_worker_free(), which may be called
- * from inside on_exit.  Freeing a worker before on_exit kills the child
- * (SIGKILL to its process group) and on_exit never runs.
+ * from inside on_exit or on_progress.  Freeing a worker before on_exit
+ * kills the child (SIGKILL to its process group) and on_exit never runs.
+ *
+ * on_exit comes when the child has exited and its stdout and stderr have
+ * ended, so the last progress record and error line are seen.  Output
+ * still open 1 s after the exit (a grandchild holding the pipes) is
+ * closed, and what is left of the process group gets SIGKILL; so does
+ * the group of a stopped worker when it ends.
+ *
+ * SIGPIPE: the first lsync_worker_start() sets SIGPIPE to SIG_IGN if its
+ * disposition is SIG_DFL, so that writing to a child that exited without
+ * reading its input is an EPIPE and not the death of the program (a
+ * program's own handler is left alone).  Children start with the default
+ * disposition.
  */
 #ifndef LIBSYNC_WORKER_H
 #define LIBSYNC_WORKER_H
@@ -53,12 +69,12 @@ typedef struct lsync_progress {
 typedef struct lsync_worker lsync_worker;
 
 typedef struct lsync_worker_result {
-  int exit_status;        /* exit status, or -1 when killed by a signal */
-  int term_signal;        /* the signal that killed it, else 0 */
-  int timed_out;          /* the watchdog stopped it */
-  int stopped;            /* lsync_worker_stop() stopped it */
-  const char *last_error; /* last non-empty stderr line or ""; valid during
-                             the callback only */
+  int exit_status;         /* exit status, or -1 when killed by a signal */
+  int term_signal;         /* the signal that killed it, else 0 */
+  int timed_out;           /* the watchdog stopped it */
+  int stopped;             /* lsync_worker_stop() stopped it */
+  const char *last_error;  /* last non-empty stderr line or "" (at most
+                              511 bytes); valid during the callback only */
   lsync_progress progress; /* the last progress seen */
   double elapsed;          /* seconds from start to exit */
 } lsync_worker_result;
@@ -69,17 +85,20 @@ typedef void (*lsync_worker_exit_cb)(void *ud, lsync_worker *w,
                                      const lsync_worker_result *r);
 
 typedef struct lsync_worker_opts {
-  const char *const *argv; /* NULL-terminated; argv[0] searched in PATH */
+  const char *const *argv; /* NULL-terminated; argv[0] searched in the
+                              child's PATH */
   const char *const *env;  /* extra "NAME=VALUE" strings, NULL-terminated;
-                              may be NULL */
+                              may be NULL; each replaces an inherited
+                              variable of that name (LC_ALL=C too) */
   const char *cwd;         /* NULL: the caller's */
   const void *input;       /* written to stdin (copied), then stdin is */
   size_t input_len;        /* closed; NULL/0: stdin closed at once */
   const char *log_path;    /* output appended here (created 0600); NULL:
                               output is not kept */
   lsync_progress_kind progress;
-  uint64_t watchdog_ms; /* stop the child after this long without output;
-                           0: no watchdog */
+  uint64_t watchdog_ms; /* stop the child (as lsync_worker_stop) after
+                           this long without a byte of output; 0: no
+                           watchdog */
   uint64_t grace_ms;    /* SIGTERM to SIGKILL delay; 0: 5000 */
   lsync_worker_progress_cb on_progress; /* may be NULL */
   lsync_worker_exit_cb on_exit;         /* may be NULL */
@@ -88,16 +107,18 @@ typedef struct lsync_worker_opts {
 
 LSYNC_API void lsync_worker_opts_init(lsync_worker_opts *o);
 
-/* Spawn the child.  LSYNC_ENOENT when argv[0] is not found, LSYNC_EIO
- * when the log file cannot be opened, ...; message on ctx, nothing left
- * behind and no callback. */
+/* Spawn the child.  LSYNC_ENOENT when argv[0] is not found, LSYNC_EACCES
+ * when it cannot be run, LSYNC_EIO when the log file cannot be opened,
+ * LSYNC_EINVAL for an empty argv or an env entry without "="; message on
+ * ctx, no callback, and nothing left behind once the loop has run. */
 LSYNC_API int lsync_worker_start(lsync_ctx *ctx, const lsync_worker_opts *o,
                                  lsync_worker **out);
 
 LSYNC_API int lsync_worker_pid(const lsync_worker *w);
 
 /* SIGTERM to the child's process group now, SIGKILL after the grace
- * period if it has not exited.  Idempotent; on_exit still runs. */
+ * period if it has not exited.  Idempotent, and nothing once the child
+ * has exited; on_exit still runs. */
 LSYNC_API void lsync_worker_stop(lsync_worker *w);
 
 LSYNC_API void lsync_worker_free(lsync_worker *w);

@@ -1,0 +1,753 @@
+-- syncplan.runner: the table-plan runner.
+--
+-- Policy in Lua on the module's mechanisms: this file turns a plan table
+-- (or `syncplan copy` flags) into a job: a producer chunks the source, N
+-- worker slots take the next chunk when free and run rsync or rclone on
+-- it, failed chunks are retried by class with backoff, every state change
+-- goes to the journal, and a final pass does what no single chunk can
+-- (deletions, directory times).  Embedded in the module and the binary.
+local sp = require "syncplan"
+local plan = require "syncplan.plan"
+
+local M = {}
+
+local EXIT = { ok = 0, failed = 1, usage = 2, interrupted = 3, connect = 4 }
+M.EXIT = EXIT
+
+local function errf(fmt, ...)
+  io.stderr:write("syncplan: ", string.format(fmt, ...), "\n")
+end
+
+-- Single-quote s for a POSIX shell (the remote side of ssh).
+local function shq(s)
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+local function split_words(s)
+  local t = {}
+  for w in s:gmatch("%S+") do t[#t + 1] = w end
+  return t
+end
+
+local function with_slash(p)
+  return p:sub(-1) == "/" and p or p .. "/"
+end
+
+-- The endpoint as rsync or rclone must see it, always with a trailing
+-- slash: chunk lists are relative to the source directory's inside.
+local function spec(ep)
+  if ep.kind == "local" then return with_slash(ep.path) end
+  return ep.prefix .. with_slash(ep.path)
+end
+
+---------------------------------------------------------------------------
+-- Building tool command lines (policy: which flags, in which order).
+
+local function filter_args(cfg)
+  local a = {}
+  for _, r in ipairs(cfg.filter or {}) do a[#a + 1] = "--filter=" .. r end
+  for _, r in ipairs(cfg.include or {}) do a[#a + 1] = "--include=" .. r end
+  for _, r in ipairs(cfg.exclude or {}) do a[#a + 1] = "--exclude=" .. r end
+  return a
+end
+
+local function append(t, list)
+  for _, v in ipairs(list or {}) do t[#t + 1] = v end
+  return t
+end
+
+local function rsync_base(job)
+  local cfg = job.cfg
+  local a = { "rsync", "-aH", "--no-h" }
+  if cfg.dry_run then a[#a + 1] = "-n" end
+  if cfg.ssh then a[#a + 1] = "--rsh=" .. cfg.ssh end
+  if job.bw_share then a[#a + 1] = "--bwlimit=" .. job.bw_share end
+  return append(a, cfg.rsync_opts)
+end
+
+-- One chunk: the list on stdin, NUL-separated, progress records on stdout.
+local function rsync_chunk_argv(job)
+  local a = rsync_base(job)
+  append(a, { "--files-from=-", "--from0", "--info=progress2",
+    "--", spec(job.src), spec(job.dst) })
+  return a
+end
+
+local function rclone_common(job)
+  local cfg = job.cfg
+  local a = { "rclone" }
+  if cfg.rclone and cfg.rclone.config then
+    append(a, { "--config", cfg.rclone.config })
+  end
+  if cfg.dry_run then a[#a + 1] = "--dry-run" end
+  if job.bw_share then a[#a + 1] = "--bwlimit=" .. job.bw_share end
+  -- syncplan retries whole chunks itself: rclone's own retries would
+  -- multiply the attempts (low-level retries stay).
+  append(a, { "--retries", "1", "--use-json-log", "--stats", "1s",
+    "--stats-log-level", "NOTICE" })
+  return append(a, cfg.rclone and cfg.rclone.flags)
+end
+
+---------------------------------------------------------------------------
+-- The job.
+
+local Job = {}
+Job.__index = Job
+
+local function now() return sp.time() end
+
+function Job:log_path(index)
+  return string.format("%s/chunk-%d.log", self.logdir, index)
+end
+
+function Job:record(ch)
+  self.journal:chunk_update(self.id, {
+    index = ch.index, state = ch.state, attempts = ch.attempts,
+    exit_code = ch.exit_code or -1, term_signal = ch.signal or 0,
+    host = "", error = ch.error or "", started = ch.started or 0,
+    finished = ch.finished or 0 })
+end
+
+function Job:emit(event, fields)
+  if not self.json then return end
+  fields.event = event
+  fields.job = self.id
+  fields.time = now()
+  io.stdout:write(plan.json(fields), "\n")
+  io.stdout:flush()
+end
+
+-- Progress over all chunks: done chunks count their planned bytes, a
+-- running one what its tool reported (never more than planned).
+function Job:totals()
+  local bytes, files = self.done_bytes, self.done_files
+  for _, ch in pairs(self.running) do
+    local p = ch.worker and ch.worker:progress()
+    if p then
+      bytes = bytes + math.min(p.bytes, ch.bytes)
+      files = files + math.min(p.checked, ch.files)
+    end
+  end
+  return bytes, files
+end
+
+local function human(n)
+  local units = { "B", "KiB", "MiB", "GiB", "TiB" }
+  local i = 1
+  while n >= 1024 and i < #units do n = n / 1024; i = i + 1 end
+  return i == 1 and string.format("%d B", n) or
+      string.format("%.1f %s", n, units[i])
+end
+
+local function hms(s)
+  if not s or s ~= s or s == math.huge then return "--:--" end
+  s = math.floor(s + 0.5)
+  if s >= 3600 then
+    return string.format("%d:%02d:%02d", s // 3600, s % 3600 // 60, s % 60)
+  end
+  return string.format("%d:%02d", s // 60, s % 60)
+end
+
+function Job:status()
+  local bytes, files = self:totals()
+  local elapsed = sp.clock() - self.t0
+  local rate = elapsed > 0 and (bytes - self.bytes0) / elapsed or 0
+  local total = self.total_bytes
+  local eta = (self.scan_done and rate > 0) and (total - bytes) / rate or nil
+  local active = 0
+  for _ in pairs(self.running) do active = active + 1 end
+  return {
+    bytes = bytes, total_bytes = total, files = files,
+    total_files = self.total_files, rate = rate, eta = eta,
+    active = active, retries = self.retries, chunks_done = self.chunks_done,
+    chunks = self.chunks_known, scan_done = self.scan_done,
+    failed = #self.failed, elapsed = elapsed,
+  }
+end
+
+function Job:tick()
+  local st = self:status()
+  if self.json then
+    st.event = "progress"
+    st.job = self.id
+    st.time = now()
+    if st.eta == nil then st.eta = plan.null end
+    io.stdout:write(plan.json(st), "\n")
+    io.stdout:flush()
+  elseif self.tty then
+    local line = string.format(
+      "%s / %s%s  %d files  %s/s  ETA %s  workers %d  retries %d",
+      human(st.bytes), human(st.total_bytes), st.scan_done and "" or "+",
+      st.files, human(st.rate), hms(st.eta), st.active, st.retries)
+    io.stderr:write("\r\27[K", line)
+    io.stderr:flush()
+  end
+end
+
+function Job:clear_line()
+  if self.tty and not self.json then io.stderr:write("\r\27[K") end
+end
+
+function Job:warn(fmt, ...)
+  self:clear_line()
+  errf(fmt, ...)
+end
+
+-- Run one attempt of a chunk; returns the worker's result table.
+function Job:attempt(ch)
+  local opts = {
+    input = ch.data, log = self:log_path(ch.index),
+    watchdog = self.cfg.watchdog, grace = 10,
+  }
+  if self.tool == "rsync" then
+    opts.argv, opts.progress = rsync_chunk_argv(self), "rsync"
+  else
+    local list = string.format("%s/chunk-%d.list", self.logdir, ch.index)
+    local f = assert(io.open(list, "wb"))
+    f:write(ch.rclone_list)
+    f:close()
+    opts.argv = append(rclone_common(self), { "copy", "--files-from-raw",
+      list, "--", spec(self.src), spec(self.dst) })
+    opts.progress = "rclone"
+  end
+  local w, err = sp.worker(opts)
+  if not w then
+    return { status = -1, signal = 0, error = err, start_failed = true }
+  end
+  ch.worker = w
+  local r = w:wait()
+  ch.worker = nil
+  return r
+end
+
+function Job:run_chunk(ch)
+  local policy = self.policy
+  while true do
+    ch.attempts = ch.attempts + 1
+    ch.state, ch.started, ch.finished = "running", now(), 0
+    self.running[ch.index] = ch
+    self:record(ch)
+    self:emit("chunk_start", { chunk = ch.index, attempt = ch.attempts,
+      files = ch.files, bytes = ch.bytes })
+    local r = self:attempt(ch)
+    self.running[ch.index] = nil
+    ch.exit_code, ch.signal, ch.error = r.status, r.signal, r.error
+    local outcome
+    if r.start_failed then
+      outcome = "permanent"
+    elseif self.stopping then
+      outcome = "stopped"
+    else
+      outcome = sp.classify(self.tool, r.status, r.signal, r.stopped,
+        r.timed_out)
+    end
+    if r.timed_out then
+      ch.error = string.format("no output for %s: stopped by the watchdog",
+        hms(self.cfg.watchdog))
+    end
+    if outcome == "ok" or outcome == "vanished" then
+      ch.state, ch.finished = "done", now()
+      if outcome == "vanished" then
+        self:warn("chunk %d: some files vanished during the transfer",
+          ch.index)
+      end
+      self.done_bytes = self.done_bytes + ch.bytes
+      self.done_files = self.done_files + ch.files
+      self.chunks_done = self.chunks_done + 1
+      self:record(ch)
+      self:emit("chunk_done", { chunk = ch.index, attempts = ch.attempts,
+        files = ch.files, bytes = ch.bytes, elapsed = r.elapsed })
+      if self.cfg.on_chunk_done then
+        self.cfg.on_chunk_done({ index = ch.index, files = ch.files,
+          bytes = ch.bytes, attempts = ch.attempts, elapsed = r.elapsed,
+          job = self.id, log = self:log_path(ch.index) })
+      end
+      return
+    end
+    if outcome == "stopped" then
+      ch.state = "pending"
+      self:record(ch)
+      return
+    end
+    local why = r.signal ~= 0 and ("killed by signal " .. r.signal) or
+        sp.exit_text(self.tool, r.status)
+    if outcome == "permanent" or
+        ch.attempts - ch.base >= policy.attempts then
+      ch.state, ch.finished = "failed", now()
+      self:record(ch)
+      self.failed[#self.failed + 1] = ch
+      self:warn("chunk %d failed after %d attempt%s (%s): %s", ch.index,
+        ch.attempts, ch.attempts == 1 and "" or "s", why,
+        ch.error ~= "" and ch.error or "no error output")
+      self:emit("chunk_failed", { chunk = ch.index, attempts = ch.attempts,
+        exit_code = r.status, signal = r.signal, error = ch.error })
+      return
+    end
+    local delay = policy:delay(ch.attempts + 1)
+    self.retries = self.retries + 1
+    ch.state = "pending"
+    self:record(ch)
+    self:warn("chunk %d: attempt %d failed (%s), retrying in %.1fs",
+      ch.index, ch.attempts, why, delay)
+    self:emit("chunk_retry", { chunk = ch.index, attempt = ch.attempts,
+      exit_code = r.status, signal = r.signal, delay = delay })
+    -- A stop request wakes the wait early.
+    self.wake:wait(delay)
+    if self.stopping then return end
+  end
+end
+
+-- Feeding chunks to slots: the queue holds at most a few chunks per
+-- slot so a streaming producer is throttled by the transfers.
+function Job:push(ch)
+  self.queue[#self.queue + 1] = ch
+  self.chunks_known = self.chunks_known + 1
+  self.cond:notify()
+end
+
+function Job:pop()
+  while true do
+    if self.stopping then return nil end
+    if #self.queue > 0 then
+      local ch = table.remove(self.queue, 1)
+      self.cond:notify()
+      return ch
+    end
+    if self.feeding_done then return nil end
+    self.cond:wait()
+  end
+end
+
+function Job:slot()
+  while true do
+    local ch = self:pop()
+    if not ch then return end
+    self:run_chunk(ch)
+  end
+end
+
+function Job:rclone_list(data)
+  -- rclone's --files-from-raw is line-based: a name with a newline
+  -- cannot be expressed, so it is reported instead of silently lost.
+  local lines, bad = {}, 0
+  for p in data:gmatch("([^%z]*)%z") do
+    if p:find("\n", 1, true) then
+      bad = bad + 1
+    else
+      lines[#lines + 1] = p
+    end
+  end
+  self.skipped = self.skipped + bad
+  return table.concat(lines, "\n") .. "\n"
+end
+
+function Job:new_chunk(index, data, files, bytes)
+  local ch = { index = index, data = data, files = files, bytes = bytes,
+    attempts = 0, base = 0, state = "pending" }
+  if self.tool == "rclone" then ch.rclone_list = self:rclone_list(data) end
+  return ch
+end
+
+-- The producer side: take chunks as they are made, journal them, queue
+-- them.  Directories are also kept for the final pass.
+function Job:feed_from_producer(base)
+  local p = self.producer
+  local dirs = {}
+  while true do
+    while #self.queue >= self.workers and not self.stopping do
+      self.cond:wait()
+    end
+    if self.stopping then break end
+    local c, err = p:next()
+    if not c then
+      if err then
+        self.scan_error = err
+      end
+      break
+    end
+    local data = c:data()
+    local index = base + c.index
+    self.journal:chunk_add(self.id, index, data, c.files, c.bytes)
+    dirs[#dirs + 1] = c:data("\0", "dir")
+    self.total_bytes = self.total_bytes + c.bytes
+    self.total_files = self.total_files + c.files
+    self:push(self:new_chunk(index, data, c.files, c.bytes))
+    c:free()
+  end
+  local st = p:stats()
+  self.scan_errors = st.errors
+  if not self.stopping and not self.scan_error then
+    -- Chunk 0 is the final pass; its list is every directory, so that
+    -- directory times can be set once all chunks are in.
+    self.journal:begin()
+    local list = table.concat(dirs)
+    local _, ndirs = list:gsub("%z", "")
+    self.journal:chunk_add(self.id, 0, list, ndirs, 0)
+    self.journal:run_set_scan_complete(self.id, true)
+    self.journal:commit()
+    self.scan_done = true
+  end
+  p:close()
+  self.feeding_done = true
+  self.cond:notify()
+end
+
+function Job:start_producer()
+  local cfg = self.cfg
+  local o = { chunks = cfg.chunks, exclude = cfg.exclude,
+    include = cfg.include, filter = cfg.filter,
+    one_filesystem = cfg.one_filesystem, max_queued = 2 }
+  if self.src.kind == "local" then
+    o.root = self.src.path
+  else
+    local argv = split_words(cfg.ssh or "ssh")
+    local path = self.src.path == "" and "." or self.src.path
+    if path:sub(1, 1) == "-" then path = "./" .. path end
+    argv[#argv + 1] = self.src.host
+    argv[#argv + 1] = "find " .. shq(path) .. " -mindepth 1 -printf " ..
+        shq("%y %m %s %T@ %D %i %n %P\\0")
+    o.list_argv = argv
+  end
+  local p, err, code = sp.producer(o)
+  if not p then return nil, err, code end
+  self.producer = p
+  return true
+end
+
+-- A small command run to completion (root pass, final pass).
+function Job:run_pass(name, argv, input)
+  local w, err = sp.worker { argv = argv, input = input,
+    log = string.format("%s/%s.log", self.logdir, name),
+    progress = self.tool == "rsync" and "rsync" or "rclone",
+    watchdog = self.cfg.watchdog, grace = 10 }
+  if not w then return false, err end
+  self.pass_worker = w
+  local r = w:wait()
+  self.pass_worker = nil
+  local outcome = sp.classify(self.tool, r.status, r.signal, r.stopped,
+    r.timed_out)
+  if outcome == "ok" or outcome == "vanished" then return true end
+  local why = r.signal ~= 0 and ("killed by signal " .. r.signal) or
+      sp.exit_text(self.tool, r.status)
+  return false, string.format("%s (%s): %s", name, why, r.error), outcome
+end
+
+-- Create the destination (and its parents) before any chunk runs, so
+-- parallel workers do not race to make it.
+-- At the end the same pass sets the root's own mode and times (a "."
+-- in a --files-from list would copy the root's whole first level).
+function Job:root_pass(final)
+  if self.tool == "rclone" then
+    if self.cfg.dry_run or final then return true end
+    return self:run_pass("root", append(rclone_common(self),
+      { "mkdir", "--", spec(self.dst) }))
+  end
+  local a = rsync_base(self)
+  append(a, { final and "--modify-window=-1" or "--mkpath", "--exclude=*",
+    "--", spec(self.src), spec(self.dst) })
+  return self:run_pass(final and "final-root" or "root", a)
+end
+
+-- After every chunk: deletions (never per chunk: a chunk does not know
+-- its siblings) and directory attributes.
+function Job:final_pass()
+  local cfg = self.cfg
+  if self.tool == "rclone" then
+    local a = rclone_common(self)
+    append(a, { cfg.delete and "sync" or "copy", "--create-empty-src-dirs" })
+    append(a, filter_args(cfg))
+    append(a, { "--", spec(self.src), spec(self.dst) })
+    return self:run_pass("final", a)
+  end
+  if cfg.delete then
+    -- Walks both trees but sends nothing: --existing skips new names,
+    -- --ignore-existing skips known ones, so only deletions remain.  The
+    -- plan's filters protect excluded destination files, as in rsync.
+    local a = rsync_base(self)
+    append(a, { "--delete", "--existing", "--ignore-existing" })
+    append(a, filter_args(cfg))
+    append(a, { "--", spec(self.src), spec(self.dst) })
+    local ok, err, outcome = self:run_pass("delete", a)
+    if not ok then return ok, err, outcome end
+  end
+  -- Every directory once more, now that no chunk writes into them:
+  -- modes and times as in the source.  --modify-window=-1 compares times
+  -- to the nanosecond; rsync otherwise leaves a directory alone when only
+  -- the sub-second part of its time differs.
+  local a = rsync_base(self)
+  append(a, { "--modify-window=-1", "--files-from=-", "--from0", "--",
+    spec(self.src), spec(self.dst) })
+  local rec = self.journal:chunk_get(self.id, 0)
+  if rec and rec.list ~= "" then
+    local ok, err, outcome = self:run_pass("final", a, rec.list)
+    if not ok then return ok, err, outcome end
+  end
+  return self:root_pass(true)
+end
+
+function Job:stop(reason)
+  if self.stopping then return end
+  self.stopping = reason or "stopped"
+  self:warn("stopping (%s): running chunks stop, the job stays resumable",
+    self.stopping)
+  for _, ch in pairs(self.running) do
+    if ch.worker then ch.worker:stop() end
+  end
+  if self.pass_worker then self.pass_worker:stop() end
+  self.cond:notify()
+  self.wake:notify()
+end
+
+function Job:summary(code)
+  local st = self:status()
+  self:clear_line()
+  local out = self.json and io.stderr or io.stderr
+  if self.tty or self.json or self.show_summary then
+    local msg = string.format(
+      "job %s: %s in %s: %d/%d chunks done, %s, %d files, %d retries",
+      self.id, code == 0 and "done" or code == 3 and "interrupted" or
+      "finished with failures", hms(st.elapsed), self.chunks_done,
+      self.chunks_known, human(st.bytes), st.files, self.retries)
+    if not self.json then out:write(msg, "\n") end
+  end
+  for _, ch in ipairs(self.failed) do
+    errf("failed chunk %d (exit %d%s): %s  [log: %s]", ch.index,
+      ch.exit_code or -1, ch.signal ~= 0 and (", signal " .. ch.signal) or "",
+      ch.error ~= "" and ch.error or "-", self:log_path(ch.index))
+  end
+  self:emit("finish", { exit_code = code, chunks = self.chunks_known,
+    chunks_done = self.chunks_done, failed = #self.failed,
+    bytes = st.bytes, files = st.files, retries = self.retries,
+    elapsed = st.elapsed })
+end
+
+-- The main task of a run.
+function Job:main(resume_chunks)
+  self.t0 = sp.clock()
+  local sigs = {}
+  for _, name in ipairs { "INT", "TERM" } do
+    sigs[#sigs + 1] = sp.on_signal(name, function()
+      self:stop("signal " .. name)
+    end)
+  end
+  local ticker
+  if self.tty or self.json then
+    ticker = sp.timer(self.json and 1 or 0.25, function() self:tick() end,
+      self.json and 1 or 0.25)
+  end
+  local function finish(code, state)
+    for _, s in ipairs(sigs) do s:stop() end
+    if ticker then ticker:stop() end
+    self.journal:run_set_state(self.id, state, code)
+    self:summary(code)
+    if self.cfg.on_finish then
+      self.cfg.on_finish({ job = self.id, exit_code = code, state = state,
+        chunks = self.chunks_known, chunks_done = self.chunks_done,
+        failed = #self.failed, retries = self.retries })
+    end
+    return code
+  end
+
+  local ok, err, outcome = self:root_pass()
+  if not ok then
+    self:warn("cannot prepare the destination: %s", err)
+    local conn = outcome == "retry"
+    return finish(conn and EXIT.connect or EXIT.failed, "failed")
+  end
+
+  local base = 0
+  for _, ch in ipairs(resume_chunks or {}) do
+    self.total_bytes = self.total_bytes + ch.bytes
+    self.total_files = self.total_files + ch.files
+    self:push(ch)
+    if ch.index > base then base = ch.index end
+  end
+  local feeder
+  if self.need_scan then
+    local pok, perr, pcode = self:start_producer()
+    if not pok then
+      self:warn("%s", perr)
+      return finish(pcode == "ENOENT" and EXIT.usage or EXIT.failed, "failed")
+    end
+    feeder = sp.spawn(function() self:feed_from_producer(base) end)
+  else
+    self.scan_done = true
+    self.feeding_done = true
+  end
+  local slots = {}
+  for i = 1, self.workers do
+    slots[i] = sp.spawn(function() self:slot() end)
+  end
+  if feeder then feeder:join() end
+  for _, t in ipairs(slots) do t:join() end
+
+  if self.stopping then return finish(EXIT.interrupted, "interrupted") end
+  if self.scan_error then
+    self:warn("listing the source failed: %s", self.scan_error)
+    return finish(self.src.kind == "ssh" and EXIT.connect or EXIT.failed,
+      "failed")
+  end
+  if #self.failed > 0 or (self.scan_errors or 0) > 0 then
+    if self.cfg.delete then
+      self:warn("deletions skipped: %s", #self.failed > 0 and
+        (#self.failed .. " chunk(s) failed") or
+        (self.scan_errors .. " source path(s) could not be read"))
+    end
+  end
+  if #self.failed == 0 and (not self.cfg.delete or
+        (self.scan_errors or 0) == 0) then
+    local fok, ferr = self:final_pass()
+    if self.stopping then return finish(EXIT.interrupted, "interrupted") end
+    if not fok then
+      self:warn("final pass failed: %s", ferr)
+      return finish(EXIT.failed, "failed")
+    end
+    self.journal:chunk_update(self.id, { index = 0, state = "done",
+      attempts = 1, exit_code = 0, finished = now() })
+  end
+  if self.skipped > 0 then
+    self:warn("%d name(s) with a newline cannot be sent by rclone and were "
+      .. "skipped", self.skipped)
+  end
+  local failed = #self.failed > 0 or (self.scan_errors or 0) > 0 or
+      self.skipped > 0
+  return finish(failed and EXIT.failed or EXIT.ok, failed and "failed" or
+    "done")
+end
+
+local function new_job(cfg, opts)
+  local job = setmetatable({
+    cfg = cfg, tool = cfg.tool, workers = cfg.workers,
+    json = opts.json, tty = not opts.json and sp.isatty(2),
+    show_summary = opts.summary,
+    queue = {}, running = {}, failed = {}, cond = sp.condition(),
+    wake = sp.condition(), done_bytes = 0, done_files = 0, chunks_done = 0,
+    chunks_known = 0, total_bytes = 0, total_files = 0, retries = 0,
+    skipped = 0, bytes0 = 0, need_scan = true,
+  }, Job)
+  job.src, job.dst = cfg._src, cfg._dst
+  job.policy = sp.backoff { attempts = cfg.retry.attempts,
+    backoff = cfg.retry.backoff }
+  if cfg.bwlimit then
+    local share = cfg._bwlimit // cfg.workers
+    if share < 1024 then share = 1024 end
+    -- rsync's --bwlimit is in KiB/s; rclone takes bytes with a suffix.
+    job.bw_share = cfg.tool == "rsync" and tostring(share // 1024) or
+        (share .. "B")
+  end
+  return job
+end
+
+local function open_journal(opts)
+  local j, err = sp.journal(opts.state_dir)
+  if not j then
+    errf("cannot open the journal: %s", err)
+    return nil
+  end
+  return j
+end
+
+local function prepare_logs(job)
+  job.logdir = job.journal:dir() .. "/logs/" .. job.id
+  local ok, err = sp.mkdir(job.logdir, tonumber("700", 8), true)
+  if not ok then
+    errf("cannot create %s: %s", job.logdir, err)
+    return false
+  end
+  return true
+end
+
+-- Run a validated plan.
+function M.run_plan(cfg, opts)
+  local journal = open_journal(opts)
+  if not journal then return EXIT.failed end
+  local job = new_job(cfg, opts)
+  job.journal = journal
+  job.id = journal:run_new { source = cfg.source, dest = cfg.dest,
+    plan = plan.serialize(cfg) }
+  if not prepare_logs(job) then return EXIT.failed end
+  errf("job %s started%s", job.id, cfg.dry_run and " (dry run)" or "")
+  job:emit("start", { source = cfg.source, dest = cfg.dest,
+    workers = job.workers, tool = job.tool, dry_run = cfg.dry_run or false })
+  if cfg.on_start then cfg.on_start({ job = job.id }) end
+  local code = sp.run(function() return job:main() end)
+  journal:close()
+  return code
+end
+
+function M.resume(id, opts)
+  local journal = open_journal(opts)
+  if not journal then return EXIT.failed end
+  local run, err = journal:run_get(id)
+  if not run then
+    errf("%s", err)
+    return EXIT.usage
+  end
+  if run.state == "done" then
+    errf("job %s is already done", id)
+    return EXIT.ok
+  end
+  local cfg, perr = plan.deserialize(run.plan)
+  if not cfg then
+    errf("job %s: stored plan unreadable: %s", id, perr)
+    return EXIT.failed
+  end
+  local job = new_job(cfg, opts)
+  job.journal, job.id = journal, id
+  if not prepare_logs(job) then return EXIT.failed end
+  local pending = {}
+  local final_needed = true
+  for _, r in ipairs(journal:chunks(id, true)) do
+    if r.index == 0 then
+      final_needed = r.state ~= "done"
+    elseif r.state == "done" then
+      job.chunks_known = job.chunks_known + 1
+      job.chunks_done = job.chunks_done + 1
+      job.done_bytes = job.done_bytes + r.bytes
+      job.done_files = job.done_files + r.files
+      job.total_bytes = job.total_bytes + r.bytes
+      job.total_files = job.total_files + r.files
+    else
+      local ch = job:new_chunk(r.index, r.list, r.files, r.bytes)
+      -- The journal keeps counting attempts; a resumed chunk gets its
+      -- full budget again.
+      ch.attempts, ch.base = r.attempts, r.attempts
+      pending[#pending + 1] = ch
+    end
+  end
+  job.bytes0 = job.done_bytes
+  -- A run whose scan was complete resumes from its stored lists alone
+  -- (dsync's --reuse); otherwise the source is scanned again and the new
+  -- chunks are numbered after the old ones.
+  job.need_scan = not run.scan_complete
+  journal:run_set_state(id, "running", -1)
+  errf("job %s resumed: %d chunk(s) to run%s", id, #pending,
+    job.need_scan and ", source scanned again (the scan had not finished)"
+    or "")
+  if not final_needed and #pending == 0 and not job.need_scan then
+    journal:run_set_state(id, "done", 0)
+    return EXIT.ok
+  end
+  local code = sp.run(function() return job:main(pending) end)
+  journal:close()
+  return code
+end
+
+function M.list(opts)
+  local journal = open_journal(opts)
+  if not journal then return EXIT.failed end
+  for _, r in ipairs(journal:runs()) do
+    if opts.json then
+      r.plan = nil
+      print(plan.json(r))
+    else
+      print(string.format("%s  %-11s %4d/%-4d chunks  %s -> %s", r.id,
+        r.state, r.chunks_done, r.chunks, r.source, r.dest))
+    end
+  end
+  journal:close()
+  return EXIT.ok
+end
+
+M.plan = plan
+return M

@@ -1,0 +1,53 @@
+# Local to local transfers of the hostile and the sample tree through
+# `syncplan copy` and `syncplan run`, in every chunking mode, each checked
+# by the oracle; then a second run that must find nothing to do.
+. "$TESTS_DIR/lib.sh"
+. "$TESTS_DIR/integration/transfer_common.sh"
+need rsync lua5.4
+
+"$MKTREE" hostile "$work/hostile"
+"$MKTREE" sample "$work/sample" -n 3000 --max-size 65536
+
+n=0
+for mode in "-n 7" "--files 40" "--bytes 300k" "-n 1"; do
+  n=$((n + 1))
+  # shellcheck disable=SC2086
+  expect_status 0 "$SYNCPLAN" copy "$work/hostile/" "$work/h$n/" -j 3 $mode
+  check_same "$work/hostile" "$work/h$n"
+done
+
+# Without the trailing slash the directory itself lands inside dest.
+expect_status 0 "$SYNCPLAN" copy "$work/sample" "$work/into" -j 4
+check_same "$work/sample" "$work/into/sample"
+
+# A plan file; the second run transfers nothing (rsync's own check).
+cat >"$work/plan.lua" <<PLAN
+local done = 0
+return {
+  source = "$work/sample/",
+  dest = "$work/s2/",
+  workers = 4,
+  chunks = { count = 6 },
+  on_chunk_done = function(c) done = done + 1 end,
+  on_finish = function(r)
+    io.stderr:write("plan saw ", done, " chunks, exit ", r.exit_code, "\n")
+  end,
+}
+PLAN
+expect_status 0 "$SYNCPLAN" run "$work/plan.lua"
+grep -q 'plan saw 6 chunks, exit 0' "$work/err" || fail "hooks did not run: $(cat "$work/err")"
+check_same "$work/sample" "$work/s2"
+JOB=$(job_id "$work/err")
+[ -n "$JOB" ] || fail "no job id printed"
+journal_lua '
+  local r = assert(j:run_get(id))
+  assert(r.state == "done" and r.exit_code == 0, r.state)
+  assert(r.chunks_done == r.chunks and r.chunks == 7, r.chunks_done .. "/" .. r.chunks)
+  for _, c in ipairs(j:chunks(id)) do assert(c.attempts == 1, c.index) end'
+
+# --json: one object per line, ending with the finish event.
+expect_status 0 "$SYNCPLAN" run "$work/plan.lua" --json
+tail -1 "$work/out" | grep -q '"event":"finish"' || fail "--json did not end with finish"
+grep -vq '^{.*}$' "$work/out" && fail "--json printed a line that is not an object"
+check_same "$work/sample" "$work/s2"
+echo "transfer_local: ok"
