@@ -56,9 +56,14 @@ local function append(t, list)
   return t
 end
 
+-- --modify-window=-1: times are compared to the nanosecond.  By default
+-- rsync ignores a sub-second difference, and so leaves the time of a
+-- symlink or directory it has just made as it was, when the source's
+-- falls in the same second.  A plan's own --modify-window comes later and
+-- wins.
 local function rsync_base(job)
   local cfg = job.cfg
-  local a = { "rsync", "-aH", "--no-h" }
+  local a = { "rsync", "-aH", "--no-h", "--modify-window=-1" }
   if cfg.dry_run then a[#a + 1] = "-n" end
   if cfg.ssh then a[#a + 1] = "--rsh=" .. cfg.ssh end
   if job.bw_share then a[#a + 1] = "--bwlimit=" .. job.bw_share end
@@ -443,8 +448,8 @@ function Job:root_pass(final)
       { "mkdir", "--", spec(self.dst) }))
   end
   local a = rsync_base(self)
-  append(a, { final and "--modify-window=-1" or "--mkpath", "--exclude=*",
-    "--", spec(self.src), spec(self.dst) })
+  if not final then a[#a + 1] = "--mkpath" end
+  append(a, { "--exclude=*", "--", spec(self.src), spec(self.dst) })
   return self:run_pass(final and "final-root" or "root", a)
 end
 
@@ -471,12 +476,10 @@ function Job:final_pass()
     if not ok then return ok, err, outcome end
   end
   -- Every directory once more, now that no chunk writes into them:
-  -- modes and times as in the source.  --modify-window=-1 compares times
-  -- to the nanosecond; rsync otherwise leaves a directory alone when only
-  -- the sub-second part of its time differs.
+  -- modes and times as in the source.
   local a = rsync_base(self)
-  append(a, { "--modify-window=-1", "--files-from=-", "--from0", "--",
-    spec(self.src), spec(self.dst) })
+  append(a, { "--files-from=-", "--from0", "--", spec(self.src),
+    spec(self.dst) })
   local rec = self.journal:chunk_get(self.id, 0)
   if rec and rec.list ~= "" then
     local ok, err, outcome = self:run_pass("final", a, rec.list)
@@ -501,14 +504,13 @@ end
 function Job:summary(code)
   local st = self:status()
   self:clear_line()
-  local out = self.json and io.stderr or io.stderr
-  if self.tty or self.json or self.show_summary then
+  if self.tty or self.show_summary then
     local msg = string.format(
       "job %s: %s in %s: %d/%d chunks done, %s, %d files, %d retries",
       self.id, code == 0 and "done" or code == 3 and "interrupted" or
       "finished with failures", hms(st.elapsed), self.chunks_done,
       self.chunks_known, human(st.bytes), st.files, self.retries)
-    if not self.json then out:write(msg, "\n") end
+    io.stderr:write(msg, "\n")
   end
   for _, ch in ipairs(self.failed) do
     errf("failed chunk %d (exit %d%s): %s  [log: %s]", ch.index,
@@ -555,12 +557,10 @@ function Job:main(resume_chunks)
     return finish(conn and EXIT.connect or EXIT.failed, "failed")
   end
 
-  local base = 0
   for _, ch in ipairs(resume_chunks or {}) do
     self.total_bytes = self.total_bytes + ch.bytes
     self.total_files = self.total_files + ch.files
     self:push(ch)
-    if ch.index > base then base = ch.index end
   end
   local feeder
   if self.need_scan then
@@ -569,7 +569,9 @@ function Job:main(resume_chunks)
       self:warn("%s", perr)
       return finish(pcode == "ENOENT" and EXIT.usage or EXIT.failed, "failed")
     end
-    feeder = sp.spawn(function() self:feed_from_producer(base) end)
+    feeder = sp.spawn(function()
+      self:feed_from_producer(self.index_base or 0)
+    end)
   else
     self.scan_done = true
     self.feeding_done = true
@@ -578,8 +580,10 @@ function Job:main(resume_chunks)
   for i = 1, self.workers do
     slots[i] = sp.spawn(function() self:slot() end)
   end
-  if feeder then feeder:join() end
+  -- Slots end when the feeder is done or the job stops.  A stopped job
+  -- does not wait for the feeder, which may be waiting on the crawl.
   for _, t in ipairs(slots) do t:join() end
+  if feeder and not self.stopping then feeder:join() end
 
   if self.stopping then return finish(EXIT.interrupted, "interrupted") end
   if self.scan_error then
@@ -697,7 +701,9 @@ function M.resume(id, opts)
   if not prepare_logs(job) then return EXIT.failed end
   local pending = {}
   local final_needed = true
+  job.index_base = 0
   for _, r in ipairs(journal:chunks(id, true)) do
+    job.index_base = math.max(job.index_base, r.index)
     if r.index == 0 then
       final_needed = r.state ~= "done"
     elseif r.state == "done" then

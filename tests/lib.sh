@@ -64,3 +64,298 @@ has_path() {
   done <"$1"
   return 1
 }
+
+# ------------------------------------------------------------ exit hooks
+# Servers a test starts must stop however the test ends.  at_exit CMD
+# registers a command string (run with eval, so quote with printf %q) that
+# the EXIT trap runs before `cleanup` removes the scratch directory; the last
+# registered runs first, as servers started later may depend on earlier ones.
+_at_exit=()
+at_exit() {
+  _at_exit+=("$1")
+}
+_run_at_exit() {
+  local i
+  for ((i = ${#_at_exit[@]} - 1; i >= 0; i--)); do
+    eval "${_at_exit[i]}" || true
+  done
+  _at_exit=()
+}
+trap '_run_at_exit; cleanup' EXIT
+# bash runs the EXIT trap on `exit`, not when a signal kills it: turn the
+# usual termination signals into exits so Ctrl-C or a kill stops servers too.
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ------------------------------------------------------------ real peers
+# A private sshd and `rclone serve sftp`, on 127.0.0.1 only, with keys made
+# per run and host keys always checked.  Call the start functions from the
+# test's main shell, never inside $(...): they export variables, and the
+# servers are tied to this shell's life (see _spawn).  One of each per test.
+
+# A TCP port on 127.0.0.1 that nothing listens on, below the kernel's
+# ephemeral range so no outgoing connection holds it.  Only a guess: the
+# server's own bind is the real check, and the start functions retry with
+# another port when it fails with "address in use".
+free_port() {
+  local lo hi base span port i
+  read -r lo hi </proc/sys/net/ipv4/ip_local_port_range
+  if ((lo > 12000)); then
+    base=10000 span=$((lo - 10000))
+  else
+    base=$((hi + 1)) span=$((65536 - hi - 1))
+  fi
+  for ((i = 0; i < 100; i++)); do
+    port=$((base + (RANDOM * 32768 + RANDOM) % span))
+    # A refused connection means no listener; bash's /dev/tcp needs no tool.
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "$port"
+      return 0
+    fi
+  done
+  fail "no free TCP port found on 127.0.0.1"
+}
+
+# _spawn LOG CMD...: start CMD in the background, output appended to LOG, and
+# set _spawned to its pid.  setpriv --pdeathsig sends it SIGTERM when this
+# shell dies without running its traps (SIGKILL, e.g. a ctest timeout), so
+# no server outlives its test.
+_spawned=
+_spawn() {
+  local log=$1
+  shift
+  if command -v setpriv >/dev/null 2>&1; then
+    setpriv --pdeathsig TERM "$@" </dev/null >>"$log" 2>&1 &
+  else
+    "$@" </dev/null >>"$log" 2>&1 &
+  fi
+  _spawned=$!
+}
+
+# _await PID LOG WHAT CMD...: poll CMD until it succeeds (return 0) or the
+# server PID exits (return 1; LOG says why).  Fails the test after ~10 s.
+_await() {
+  local pid=$1 log=$2 what=$3 deadline=$((SECONDS + 10))
+  shift 3
+  while :; do
+    kill -0 "$pid" 2>/dev/null || return 1
+    "$@" >/dev/null 2>&1 && return 0
+    ((SECONDS <= deadline)) ||
+      fail "$what (pid $pid) did not answer within 10 s; log: $(tail -5 "$log")"
+    sleep 0.1
+  done
+}
+
+# _stop_pid PID: SIGTERM, up to 5 s of grace, then SIGKILL; reap it.
+_stop_pid() {
+  local pid=$1 i
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for ((i = 0; i < 50; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+# add_ssh_host NAME PORT: a Host block in $SSH_CONFIG for the sshd of
+# start_sshd reached through 127.0.0.1:PORT (e.g. a proxy in front of it).
+# HostKeyAlias makes every such host check the same known_hosts entry.
+add_ssh_host() {
+  local name=$1 port=$2 d="$work/ssh"
+  cat >"$d/hosts.d/$name.conf" <<CFG
+Host $name
+  HostName 127.0.0.1
+  Port $port
+  User $(id -un)
+  HostKeyAlias sptest
+  IdentityFile "$d/id_ed25519"
+  IdentitiesOnly yes
+  UserKnownHostsFile "$d/known_hosts"
+  StrictHostKeyChecking yes
+  BatchMode yes
+CFG
+}
+
+# start_sshd: a private sshd on 127.0.0.1, as the current user (as root
+# when the tests run as root, with a private config that admits only key
+# logins).  Exports SSH_CONFIG (an ssh -F file, with Host sptest), SSHD_PORT,
+# SSHD_PID, SSH_HOST=sptest, SSH_RSH="ssh -F $SSH_CONFIG" (for rsync -e and
+# syncplan -e).  stop_sshd, or the EXIT trap, stops it.
+start_sshd() {
+  local sshd=/usr/sbin/sshd d="$work/ssh" user try port
+  need "$sshd" ssh ssh-keygen
+  [ -z "${SSHD_PID:-}" ] || fail "start_sshd: already started (pid $SSHD_PID)"
+  user=$(id -un)
+  # Registered first, so a start that fails half-way still stops the server.
+  at_exit stop_sshd
+  mkdir -p "$d/hosts.d"
+  chmod 700 "$d"
+  ssh-keygen -q -t ed25519 -N '' -C sptest-host -f "$d/host_ed25519" </dev/null
+  ssh-keygen -q -t ed25519 -N '' -C sptest-user -f "$d/id_ed25519" </dev/null
+  cp "$d/id_ed25519.pub" "$d/authorized_keys"
+  chmod 600 "$d/authorized_keys"
+  # ssh -F reads no other file: the user's ~/.ssh/config, agent and
+  # /etc/ssh cannot leak in.  Hosts come from hosts.d, included first
+  # because the first value ssh obtains for an option wins.
+  cat >"$d/config" <<CFG
+Include "$d/hosts.d/*.conf"
+Host *
+  ForwardAgent no
+  ForwardX11 no
+  IdentityAgent none
+  AddKeysToAgent no
+  ControlMaster no
+  ControlPath none
+  ControlPersist no
+  UpdateHostKeys no
+  GlobalKnownHostsFile /dev/null
+  CheckHostIP no
+  HashKnownHosts no
+  PasswordAuthentication no
+  KbdInteractiveAuthentication no
+  ConnectTimeout 10
+  ServerAliveInterval 5
+  ServerAliveCountMax 3
+  LogLevel ERROR
+CFG
+  chmod 600 "$d/config"
+  for ((try = 0; try < 10; try++)); do
+    port=$(free_port)
+    # StrictModes no: the scratch directory lives under the world-writable
+    # /tmp, which StrictModes rejects on the way to authorized_keys.
+    # MaxStartups is raised because parallel workers open many connections
+    # at once, and the default (10:30:100) drops some of them at random.
+    cat >"$d/sshd_config" <<CFG
+ListenAddress 127.0.0.1:$port
+AddressFamily inet
+HostKey $d/host_ed25519
+PidFile $d/sshd.pid
+AuthorizedKeysFile $d/authorized_keys
+AuthenticationMethods publickey
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+AllowUsers $user
+UsePAM no
+StrictModes no
+UseDNS no
+PermitUserEnvironment no
+X11Forwarding no
+AllowAgentForwarding no
+AllowTcpForwarding no
+PermitTunnel no
+PrintMotd no
+PrintLastLog no
+MaxStartups 64
+MaxSessions 64
+LoginGraceTime 20
+ClientAliveInterval 10
+Subsystem sftp internal-sftp
+LogLevel VERBOSE
+CFG
+    {
+      printf '[127.0.0.1]:%s %s\n' "$port" "$(cut -d' ' -f1,2 "$d/host_ed25519.pub")"
+      printf 'sptest %s\n' "$(cut -d' ' -f1,2 "$d/host_ed25519.pub")"
+    } >"$d/known_hosts"
+    add_ssh_host sptest "$port"
+    export SSH_CONFIG="$d/config"
+    if ! "$sshd" -t -f "$d/sshd_config" 2>"$d/sshd.log" && [ "$(id -u)" = 0 ] &&
+      grep -q 'Missing privilege separation directory' "$d/sshd.log"; then
+      # sshd as root insists on its privilege separation directory, which
+      # only the packaged service creates (/run/sshd on Debian).  It is an
+      # empty root-owned directory, so making it here is harmless.
+      mkdir -p -m 755 "$(sed -n 's/.*Missing privilege separation directory: \(\/[^[:space:]]*\).*/\1/p' "$d/sshd.log")"
+    fi
+    "$sshd" -t -f "$d/sshd_config" 2>"$d/sshd.log" ||
+      fail "sshd rejects its test config: $(cat "$d/sshd.log")"
+    _spawn "$d/sshd.log" "$sshd" -D -e -f "$d/sshd_config"
+    SSHD_PID=$_spawned
+    if _await "$SSHD_PID" "$d/sshd.log" sshd ssh -F "$SSH_CONFIG" sptest true; then
+      export SSHD_PORT=$port SSHD_PID SSH_HOST=sptest
+      export SSH_RSH="ssh -F $SSH_CONFIG"
+      return 0
+    fi
+    wait "$SSHD_PID" 2>/dev/null || true
+    SSHD_PID=
+    grep -q 'Address already in use' "$d/sshd.log" ||
+      fail "sshd did not start: $(tail -5 "$d/sshd.log")"
+  done
+  fail "sshd did not start after $try attempts: $(tail -5 "$d/sshd.log")"
+}
+
+# stop_sshd: stop the sshd of start_sshd and the sessions it still serves.
+stop_sshd() {
+  local pid=${SSHD_PID:-} kid
+  [ -n "$pid" ] || return 0
+  for kid in $(ps -o pid= --ppid "$pid" 2>/dev/null); do
+    kill -TERM "$kid" 2>/dev/null || true
+  done
+  _stop_pid "$pid"
+  SSHD_PID=
+}
+
+# start_rclone_sftp ROOT: `rclone serve sftp ROOT` on 127.0.0.1, password
+# login, per-run host key that the client checks.  Writes $work/rclone.conf
+# with a remote `spsftp` for it and exports RCLONE_CONFIG (so every rclone
+# the test runs, syncplan's included, reads that file and never the user's),
+# RCLONE_REMOTE=spsftp, RCLONE_SFTP_PORT and RCLONE_SFTP_PID.
+# stop_rclone_sftp, or the EXIT trap, stops it.
+start_rclone_sftp() {
+  local root=${1:?start_rclone_sftp needs the directory to serve}
+  local d="$work/rclone" user=sptest pass try port
+  need rclone ssh-keygen
+  [ -d "$root" ] || fail "start_rclone_sftp: $root is not a directory"
+  [ -z "${RCLONE_SFTP_PID:-}" ] || fail "start_rclone_sftp: already started (pid $RCLONE_SFTP_PID)"
+  at_exit stop_rclone_sftp
+  mkdir -p "$d"
+  chmod 700 "$d"
+  ssh-keygen -q -t ed25519 -N '' -C sptest-rclone -f "$d/host_ed25519" </dev/null
+  pass=$(od -An -N18 -tx1 /dev/urandom | tr -d ' \n')
+  # Password logins only: an empty key list instead of ~/.ssh/authorized_keys.
+  : >"$d/authorized_keys"
+  export RCLONE_CONFIG="$work/rclone.conf"
+  for ((try = 0; try < 10; try++)); do
+    port=$(free_port)
+    printf '[127.0.0.1]:%s %s\n' "$port" "$(cut -d' ' -f1,2 "$d/host_ed25519.pub")" >"$d/known_hosts"
+    # No hash commands: the server has no shell, and rclone would otherwise
+    # probe for md5sum over it on every connection.
+    cat >"$RCLONE_CONFIG" <<CFG
+[spsftp]
+type = sftp
+host = 127.0.0.1
+port = $port
+user = $user
+pass = $(rclone obscure "$pass")
+known_hosts_file = $d/known_hosts
+shell_type = none
+set_modtime = true
+md5sum_command = none
+sha1sum_command = none
+CFG
+    chmod 600 "$RCLONE_CONFIG"
+    _spawn "$d/serve.log" rclone serve sftp "$root" --config "$RCLONE_CONFIG" \
+      --addr "127.0.0.1:$port" --key "$d/host_ed25519" --user "$user" --pass "$pass" \
+      --authorized-keys "$d/authorized_keys" --cache-dir "$d/cache"
+    RCLONE_SFTP_PID=$_spawned
+    if _await "$RCLONE_SFTP_PID" "$d/serve.log" "rclone serve sftp" \
+      rclone lsf spsftp: --config "$RCLONE_CONFIG" --retries 1 --low-level-retries 1 --contimeout 2s; then
+      export RCLONE_SFTP_PORT=$port RCLONE_SFTP_PID RCLONE_REMOTE=spsftp
+      return 0
+    fi
+    wait "$RCLONE_SFTP_PID" 2>/dev/null || true
+    RCLONE_SFTP_PID=
+    grep -q 'address already in use' "$d/serve.log" ||
+      fail "rclone serve sftp did not start: $(tail -5 "$d/serve.log")"
+  done
+  fail "rclone serve sftp did not start after $try attempts: $(tail -5 "$d/serve.log")"
+}
+
+# stop_rclone_sftp: stop the server of start_rclone_sftp.
+stop_rclone_sftp() {
+  [ -n "${RCLONE_SFTP_PID:-}" ] || return 0
+  _stop_pid "$RCLONE_SFTP_PID"
+  RCLONE_SFTP_PID=
+}
