@@ -14,7 +14,9 @@
  * RATE is bytes/s with an optional binary k, M or G suffix; 0 (the
  * default) is no cap.  --listen with port 0 picks a free port and writes it
  * to --port-file (written to a temporary name and renamed, so a reader
- * never sees half a number).  -v logs each connection's bytes and rate.
+ * never sees half a number).  -v logs, per connection and at exit for all
+ * of them, the bytes relayed each way and their rate from first to last
+ * write, for checking how close a run stays to the caps.
  *
  * Model: each direction owns a queue of chunks stamped with the time they
  * are due, a token bucket, and a timer.  A chunk leaves when it is due and
@@ -66,6 +68,17 @@ struct bucket {
   uint64_t last; /* uv_hrtime() of the last refill */
 };
 
+/* Bytes written, and when the first write started and the last ended. */
+struct flow {
+  uint64_t bytes, first, last;
+};
+
+/* One direction over all connections: the --total-rate cap and its count. */
+struct link {
+  struct bucket bucket;
+  struct flow flow;
+};
+
 struct conn;
 
 /* One direction of one connection: bytes read from `from`, written to `to`. */
@@ -73,11 +86,11 @@ struct dir {
   struct conn *conn;
   uv_tcp_t *from, *to;
   struct bucket bucket;
-  struct bucket *total; /* shared by all connections, this direction */
+  struct link *total; /* shared by all connections, this direction */
   struct chunk *head, *tail;
   size_t queued; /* bytes in the queue, including any being written */
   size_t writing; /* bytes of head in flight; 0 = no write pending */
-  uint64_t bytes; /* written so far */
+  struct flow flow;
   int reading, eof;
   int shut, shut_done; /* shutdown of `to` issued, completed */
   uv_timer_t timer;
@@ -107,7 +120,7 @@ static struct {
 static uv_loop_t *loop;
 static uv_tcp_t listener;
 static uv_signal_t sigint, sigterm;
-static struct bucket total_up, total_down;
+static struct link total_up, total_down;
 static struct conn *conns;
 static unsigned long next_id = 1;
 
@@ -142,6 +155,23 @@ static uint64_t bucket_wait(struct bucket *b, uint64_t now) {
 static void bucket_take(struct bucket *b, size_t n) {
   if (b->rate > 0)
     b->tokens -= (double)n;
+}
+
+static void flow_start(struct flow *f, uint64_t now) {
+  if (!f->first)
+    f->first = now;
+}
+
+static void flow_add(struct flow *f, size_t n, uint64_t now) {
+  f->bytes += n;
+  f->last = now;
+}
+
+/* "209949281 B in 8.40 s (23.84 MiB/s)" */
+static void flow_print(const char *what, const struct flow *f) {
+  double s = f->last > f->first ? (double)(f->last - f->first) / NS_PER_S : 0;
+  fprintf(stderr, "%s %" PRIu64 " B in %.2f s (%.2f MiB/s)", what, f->bytes, s,
+          s > 0 ? (double)f->bytes / s / 1048576.0 : 0.0);
 }
 
 /* Queue limit of a direction: --queue-ms of the rate it can leave at. */
@@ -191,12 +221,11 @@ static void conn_close(struct conn *c) {
     return;
   c->closing = 1;
   if (opt.verbose) {
-    double s = (double)(uv_hrtime() - c->started) / NS_PER_S;
-    fprintf(stderr,
-            "wanproxy: #%lu closed after %.2f s: up %" PRIu64 " B (%.2f MiB/s),"
-            " down %" PRIu64 " B (%.2f MiB/s)\n",
-            c->id, s, c->up.bytes, (double)c->up.bytes / s / 1048576.0,
-            c->down.bytes, (double)c->down.bytes / s / 1048576.0);
+    fprintf(stderr, "wanproxy: #%lu closed after %.2f s:", c->id,
+            (double)(uv_hrtime() - c->started) / NS_PER_S);
+    flow_print(" up", &c->up.flow);
+    flow_print(", down", &c->down.flow);
+    fputc('\n', stderr);
   }
   if (c->prev)
     c->prev->next = c->next;
@@ -211,7 +240,7 @@ static void conn_close(struct conn *c) {
 }
 
 static void dir_init(struct conn *c, struct dir *d, uv_tcp_t *from,
-                     uv_tcp_t *to, struct bucket *total) {
+                     uv_tcp_t *to, struct link *total) {
   d->conn = c;
   d->from = from;
   d->to = to;
@@ -267,7 +296,9 @@ static void on_write(uv_write_t *req, int status) {
     conn_close(d->conn);
     return;
   }
-  d->bytes += n;
+  uint64_t now = uv_hrtime();
+  flow_add(&d->flow, n, now);
+  flow_add(&d->total->flow, n, now);
   d->queued -= n;
   struct chunk *ch = d->head;
   ch->off += n;
@@ -306,16 +337,19 @@ static void dir_pump(struct dir *d) {
     dir_wait(d, ch->due - now);
     return;
   }
-  uint64_t w1 = bucket_wait(&d->bucket, now), w2 = bucket_wait(d->total, now);
+  uint64_t w1 = bucket_wait(&d->bucket, now);
+  uint64_t w2 = bucket_wait(&d->total->bucket, now);
   if (w1 || w2) {
     dir_wait(d, w1 > w2 ? w1 : w2);
     return;
   }
   size_t n = ch->len - ch->off;
-  if (n > WRITE_MAX && (d->bucket.rate > 0 || d->total->rate > 0))
+  if (n > WRITE_MAX && (d->bucket.rate > 0 || d->total->bucket.rate > 0))
     n = WRITE_MAX;
   bucket_take(&d->bucket, n);
-  bucket_take(d->total, n);
+  bucket_take(&d->total->bucket, n);
+  flow_start(&d->flow, now);
+  flow_start(&d->total->flow, now);
   uv_buf_t buf = uv_buf_init(ch->data + ch->off, (unsigned)n);
   d->writing = n;
   d->wreq.data = d;
@@ -435,6 +469,11 @@ static void on_signal(uv_signal_t *sig, int signum) {
   uv_close((uv_handle_t *)&sigterm, NULL);
   while (conns)
     conn_close(conns);
+  if (opt.verbose) {
+    flow_print("wanproxy: all connections: up", &total_up.flow);
+    flow_print(", down", &total_down.flow);
+    fputc('\n', stderr);
+  }
 }
 
 /* ------------------------------------------------------------ options */
@@ -553,8 +592,8 @@ int main(int argc, char **argv) {
   /* A peer that closes while we write must not kill the relay. */
   signal(SIGPIPE, SIG_IGN);
   loop = uv_default_loop();
-  bucket_init(&total_up, opt.total_rate);
-  bucket_init(&total_down, opt.total_rate);
+  bucket_init(&total_up.bucket, opt.total_rate);
+  bucket_init(&total_down.bucket, opt.total_rate);
 
   int r = uv_tcp_init(loop, &listener);
   if (r == 0)

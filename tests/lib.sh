@@ -120,7 +120,8 @@ free_port() {
 # _spawn LOG CMD...: start CMD in the background, output appended to LOG, and
 # set _spawned to its pid.  setpriv --pdeathsig sends it SIGTERM when this
 # shell dies without running its traps (SIGKILL, e.g. a ctest timeout), so
-# no server outlives its test.
+# no server outlives its test.  It is disowned, so a test's bare `wait` for
+# its own background jobs does not wait for the servers too.
 _spawned=
 _spawn() {
   local log=$1
@@ -131,6 +132,7 @@ _spawn() {
     "$@" </dev/null >>"$log" 2>&1 &
   fi
   _spawned=$!
+  disown "$_spawned"
 }
 
 # _await PID LOG WHAT CMD...: poll CMD until it succeeds (return 0) or the
@@ -147,16 +149,23 @@ _await() {
   done
 }
 
-# _stop_pid PID: SIGTERM, up to 5 s of grace, then SIGKILL; reap it.
+# _stop_pid PID: SIGTERM, up to 5 s of grace, then SIGKILL, and wait until
+# it is gone (bash reaps disowned children too, so kill -0 then fails).
+# Never exits: it runs in the EXIT trap, where `exit` would skip cleanup.
 _stop_pid() {
   local pid=$1 i
   kill -TERM "$pid" 2>/dev/null || return 0
   for ((i = 0; i < 50; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
+    kill -0 "$pid" 2>/dev/null || return 0
     sleep 0.1
   done
   kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
+  for ((i = 0; i < 50; i++)); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  echo "warning: pid $pid survives SIGKILL" >&2
+  return 1
 }
 
 # add_ssh_host NAME PORT: a Host block in $SSH_CONFIG for the sshd of
@@ -227,6 +236,10 @@ CFG
     # /tmp, which StrictModes rejects on the way to authorized_keys.
     # MaxStartups is raised because parallel workers open many connections
     # at once, and the default (10:30:100) drops some of them at random.
+    # SHLVL=1: bash sources ~/.bashrc for an ssh command only in a top-level
+    # shell (SHLVL < 2 after its own increment), and the user's rc files
+    # are no part of a test: they cost time per session and can fail under
+    # parallel sessions (pyenv's rehash lock did, here).
     cat >"$d/sshd_config" <<CFG
 ListenAddress 127.0.0.1:$port
 AddressFamily inet
@@ -254,6 +267,7 @@ MaxSessions 64
 LoginGraceTime 20
 ClientAliveInterval 10
 Subsystem sftp internal-sftp
+SetEnv SHLVL=1
 LogLevel VERBOSE
 CFG
     {
@@ -278,7 +292,6 @@ CFG
       export SSH_RSH="ssh -F $SSH_CONFIG"
       return 0
     fi
-    wait "$SSHD_PID" 2>/dev/null || true
     SSHD_PID=
     grep -q 'Address already in use' "$d/sshd.log" ||
       fail "sshd did not start: $(tail -5 "$d/sshd.log")"
@@ -345,7 +358,6 @@ CFG
       export RCLONE_SFTP_PORT=$port RCLONE_SFTP_PID RCLONE_REMOTE=spsftp
       return 0
     fi
-    wait "$RCLONE_SFTP_PID" 2>/dev/null || true
     RCLONE_SFTP_PID=
     grep -q 'address already in use' "$d/serve.log" ||
       fail "rclone serve sftp did not start: $(tail -5 "$d/serve.log")"
@@ -358,4 +370,40 @@ stop_rclone_sftp() {
   [ -n "${RCLONE_SFTP_PID:-}" ] || return 0
   _stop_pid "$RCLONE_SFTP_PID"
   RCLONE_SFTP_PID=
+}
+
+# start_wanproxy PORT [OPTION...]: bench/wanproxy on 127.0.0.1 in front of
+# 127.0.0.1:PORT, emulating a WAN link, e.g. `start_wanproxy "$SSHD_PORT"
+# --delay-ms 25 --conn-rate 25M --total-rate 100M` then `add_ssh_host wan
+# "$WANPROXY_PORT"`.  Exports WANPROXY_PORT and WANPROXY_PID; its log (-v:
+# bytes and rate per connection) is $work/wanproxy.log.  Binary: $WANPROXY,
+# else $BUILD_DIR/bench/wanproxy.  stop_wanproxy, or the EXIT trap, stops it.
+start_wanproxy() {
+  local to=${1:?start_wanproxy needs the port to relay to} i
+  shift
+  local bin=${WANPROXY:-${BUILD_DIR:?BUILD_DIR or WANPROXY must be set}/bench/wanproxy}
+  need "$bin"
+  [ -z "${WANPROXY_PID:-}" ] || fail "start_wanproxy: already started (pid $WANPROXY_PID)"
+  at_exit stop_wanproxy
+  rm -f "$work/wanproxy.port"
+  # Port 0: the proxy binds a free port itself and reports it, so no race.
+  _spawn "$work/wanproxy.log" "$bin" --listen 127.0.0.1:0 --to "127.0.0.1:$to" \
+    --port-file "$work/wanproxy.port" -v "$@"
+  WANPROXY_PID=$_spawned
+  for ((i = 0; i < 100; i++)); do
+    [ -s "$work/wanproxy.port" ] && break
+    kill -0 "$WANPROXY_PID" 2>/dev/null ||
+      fail "wanproxy did not start: $(tail -5 "$work/wanproxy.log")"
+    sleep 0.05
+  done
+  [ -s "$work/wanproxy.port" ] || fail "wanproxy wrote no port within 5 s"
+  export WANPROXY_PORT WANPROXY_PID
+  WANPROXY_PORT=$(cat "$work/wanproxy.port")
+}
+
+# stop_wanproxy: stop the proxy of start_wanproxy (its connections close).
+stop_wanproxy() {
+  [ -n "${WANPROXY_PID:-}" ] || return 0
+  _stop_pid "$WANPROXY_PID"
+  WANPROXY_PID=
 }
