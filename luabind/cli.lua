@@ -150,7 +150,6 @@ local function cmd_run(args)
     return math.tointeger(code) or EXIT.ok
   end
   if o.dry_run then cfg.dry_run = true end
-  cfg.plan_file = nil
   return runner.run_plan(cfg, { json = o.json, state_dir = o.state_dir
     or cfg.state_dir })
 end

@@ -73,18 +73,8 @@ static int l_producer(lua_State *L) {
     lb_chunk_opts(L, 0, &o.chunk);
   lua_getfield(L, 1, "root");
   o.root = luaL_optstring(L, -1, NULL);
-  if (lua_getfield(L, 1, "list_argv") == LUA_TTABLE) {
-    lua_Integer n = luaL_len(L, -1);
-    const char **a = lua_newuserdatauv(L, (size_t)(n + 1) * sizeof *a, 0);
-    for (lua_Integer i = 1; i <= n; i++) {
-      if (lua_geti(L, -2, i) != LUA_TSTRING)
-        return luaL_error(L, "list_argv[%d] must be a string", (int)i);
-      a[i - 1] = lua_tostring(L, -1);
-      lua_pop(L, 1);
-    }
-    a[n] = NULL;
-    o.list_argv = a;
-  }
+  if (lua_getfield(L, 1, "list_argv") == LUA_TTABLE)
+    o.list_argv = lb_string_array(L, lua_gettop(L), "list_argv");
   if ((o.root == NULL) == (o.list_argv == NULL))
     return luaL_error(L, "producer: give one of root or list_argv");
   lua_getfield(L, 1, "max_queued");

@@ -116,6 +116,21 @@ static int lb_match(lua_State *L) {
   return 1;
 }
 
+const char **lb_string_array(lua_State *L, int t, const char *what) {
+  lua_Integer n = luaL_len(L, t);
+  if (n < 0 || n > 100000)
+    luaL_error(L, "%s: too many strings", what);
+  const char **a = lua_newuserdatauv(L, (size_t)(n + 1) * sizeof *a, 0);
+  for (lua_Integer i = 1; i <= n; i++) {
+    if (lua_geti(L, t, i) != LUA_TSTRING)
+      luaL_error(L, "%s[%d] must be a string", what, (int)i);
+    a[i - 1] = lua_tostring(L, -1);
+    lua_pop(L, 1); /* still referenced by the table */
+  }
+  a[n] = NULL;
+  return a;
+}
+
 static int lb_isatty(lua_State *L) {
   lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
   return 1;

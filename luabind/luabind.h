@@ -48,6 +48,11 @@ void lb_task_check(lua_State *L, const char *what);
 void lb_wake(lb_sched *s, lua_State *co, int nargs);
 void lb_wake_later(lb_sched *s, lua_State *co, int nargs);
 
+/* The list of strings at index t as a NULL-terminated array (pushed as a
+ * userdata); the strings stay valid while the table does.  Raises, naming
+ * the option `what`, on a non-string entry. */
+const char **lb_string_array(lua_State *L, int t, const char *what);
+
 /* Chunk userdata shared with the producer. */
 void lb_chunk_opts(lua_State *L, int idx, lsync_chunk_opts *o);
 /* Push a chunk userdata owning c; frees c and raises on memory errors. */

@@ -115,23 +115,6 @@ static void worker_exited(void *ud, lsync_worker *w, const lsync_worker_result *
   lua_rawsetp(L, LUA_REGISTRYINDEX, u);
 }
 
-/* argv from the array at the field "argv" into a NULL-terminated array
- * of strings kept alive by the table (the caller's stack). */
-static const char **string_array(lua_State *L, int t, const char *what) {
-  lua_Integer n = luaL_len(L, t);
-  if (n < 0 || n > 100000)
-    luaL_error(L, "%s: too many strings", what);
-  const char **a = lua_newuserdatauv(L, (size_t)(n + 1) * sizeof *a, 0);
-  for (lua_Integer i = 1; i <= n; i++) {
-    if (lua_geti(L, t, i) != LUA_TSTRING)
-      luaL_error(L, "%s[%d] must be a string", what, (int)i);
-    a[i - 1] = lua_tostring(L, -1);
-    lua_pop(L, 1); /* still referenced by the table */
-  }
-  a[n] = NULL;
-  return a;
-}
-
 /* env = { NAME = "value", ... } -> "NAME=value" strings on the stack. */
 static const char **env_array(lua_State *L, int t) {
   lua_newtable(L);
@@ -144,7 +127,7 @@ static const char **env_array(lua_State *L, int t) {
     lua_rawseti(L, list, luaL_len(L, list) + 1);
     lua_pop(L, 1);
   }
-  return string_array(L, list, "env");
+  return lb_string_array(L, list, "env");
 }
 
 static uint64_t opt_ms(lua_State *L, int t, const char *k) {
@@ -162,7 +145,7 @@ static int l_worker(lua_State *L) {
   lsync_worker_opts_init(&o);
   if (lua_getfield(L, 1, "argv") != LUA_TTABLE)
     return luaL_error(L, "worker: argv must be a list of strings");
-  o.argv = string_array(L, lua_gettop(L), "argv");
+  o.argv = lb_string_array(L, lua_gettop(L), "argv");
   if (!o.argv[0])
     return luaL_error(L, "worker: argv is empty");
   if (lua_getfield(L, 1, "env") == LUA_TTABLE)

@@ -173,12 +173,8 @@ end
 function Job:tick()
   local st = self:status()
   if self.json then
-    st.event = "progress"
-    st.job = self.id
-    st.time = now()
     if st.eta == nil then st.eta = plan.null end
-    io.stdout:write(plan.json(st), "\n")
-    io.stdout:flush()
+    self:emit("progress", st)
   elseif self.tty then
     local line = string.format(
       "%s / %s%s  %d files  %s/s  ETA %s  workers %d  retries %d",

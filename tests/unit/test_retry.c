@@ -9,17 +9,7 @@
 
 #include <libsync/libsync.h>
 
-static int passed, failed;
-
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (cond)                                                                  \
-      passed++;                                                                \
-    else {                                                                     \
-      failed++;                                                                \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-    }                                                                          \
-  } while (0)
+#include "check.h"
 
 static void expect_class(lsync_tool tool, int status, int sig, int stopped,
                          int timed_out, lsync_outcome want, int line) {
