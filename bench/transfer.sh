@@ -7,16 +7,18 @@
 #
 # With no scenario named, runs all three (about 8 minutes on 2 cores):
 #   local     50,000 files of 0-16 KiB, local to local: syncplan copy -j 4,
-#             rsync -a, fpsync -n 4, rclone sync --transfers 4, and cp -a as
-#             the local limit.
+#             rsync -a, fpsync -n 4, rclone sync --transfers 4, cp -a as the
+#             local limit, and 4 rsync --files-from on lists made beforehand
+#             (the mechanism alone).
 #   wan       10,000 files of 0-16 KiB + 8 x 32 MiB, over ssh through
 #             bench/wanproxy (25 ms one way, 25 MiB/s per connection, 100 MiB/s
 #             total per direction) in front of a private sshd on 127.0.0.1:
 #             push (syncplan -j 8 with default and with -n 8 chunks, rsync,
-#             fpsync -n 4 and -n 8) and pull (syncplan as for push, rsync;
-#             fpsync cannot pull: its source must be a local directory).
+#             a hand-balanced 8-way split, fpsync -n 4 and -n 8) and pull
+#             (syncplan as for push, rsync, the hand-balanced split; fpsync
+#             cannot pull: its source must be a local directory).
 #   nochange  both trees again onto an up-to-date destination (local, and
-#             push over the WAN link): syncplan vs rsync.
+#             push and pull over the WAN link): syncplan vs rsync.
 #
 # Full copies start from an empty destination every run (hyperfine
 # --prepare).  RUNS (default 5), WAN_RUNS (default 3) and NOCHANGE_RUNS
@@ -160,15 +162,32 @@ run_local() {
   bench "fpsync -n 4" "fpsync -n 4 -t $base/fpsync -o '-lptgoD --numeric-ids' $src/ $dst/"
   bench "rclone sync --transfers 4" "rclone sync $src $dst --transfers 4 --config /dev/null -q"
   bench "cp -a (local limit)" "cp -a $src $dst"
+  # The mechanism alone: syncplan's own chunk lists, made beforehand, each
+  # run by one `rsync --files-from` as syncplan does, four at a time by
+  # xargs; no crawl, journal, progress or final pass.
+  hand_lists "$src" -f 2000
+  prep="$prep && mkdir $dst"
+  bench "4 x rsync --files-from (xargs, lists made before)" \
+    "ls $base/lists/* | xargs -P 4 -I{} rsync -aH --files-from={} --from0 $src/ $dst/"
   rm -rf "$dst"
+}
+
+# hand_lists SRC CHUNK-OPTIONS: chunk lists in $base/lists, for the rows
+# that run rsync on ready-made chunks.
+hand_lists() {
+  local src=$1
+  shift
+  rm -rf "$base/lists"
+  mkdir "$base/lists"
+  "$syncplan" chunk "$@" -0 -o "$base/lists/part" "$src"
 }
 
 run_wan() {
   wan_tree
   wan_up
   full_copy "wan push" "$base/wan-src" "$base/wan-push" "$wan_runs"
-  # Default chunks (streamed, 2000 files) put the eight big files in one
-  # chunk, as fpart does for fpsync; -n 8 balances bytes over 8 chunks.
+  # Default chunks (streamed, with the spread limit) and -n 8 (eight
+  # chunks balanced by bytes, after the whole crawl).
   bench_syncplan "syncplan copy -j 8" "$syncplan copy $src/ wan:$dst/ -e '$rsh' -j 8"
   bench_syncplan "syncplan copy -j 8 -n 8" "$syncplan copy $src/ wan:$dst/ -e '$rsh' -j 8 -n 8"
   bench "rsync -a" "rsync -a -e '$rsh' $src/ wan:$dst/"
@@ -178,6 +197,11 @@ run_wan() {
   # to create a remote one ("mkdir failed: File exists"), so it is made
   # beforehand, as a user of fpsync has to.
   prep="$prep && mkdir $dst"
+  # The reference: a hand-balanced 8-way split (8 lists balanced
+  # by bytes, made beforehand), 8 rsyncs at once, destination made first.
+  hand_lists "$src" -n 8
+  bench "8 x rsync, hand-balanced (xargs)" \
+    "ls $base/lists/* | xargs -P 8 -I{} rsync -aH --files-from={} --from0 -e '$rsh' $src/ wan:$dst/"
   local j
   for j in 4 8; do
     bench "fpsync -n $j" \
@@ -189,6 +213,9 @@ run_wan() {
   bench_syncplan "syncplan copy -j 8" "$syncplan copy wan:$src/ $dst/ -e '$rsh' -j 8"
   bench_syncplan "syncplan copy -j 8 -n 8" "$syncplan copy wan:$src/ $dst/ -e '$rsh' -j 8 -n 8"
   bench "rsync -a" "rsync -a -e '$rsh' wan:$src/ $dst/"
+  prep="$prep && mkdir $dst"
+  bench "8 x rsync, hand-balanced (xargs)" \
+    "ls $base/lists/* | xargs -P 8 -I{} rsync -aH --files-from={} --from0 -e '$rsh' wan:$src/ $dst/"
   rm -rf "$dst"
 }
 
@@ -212,6 +239,10 @@ run_nochange() {
   no_change "no change, wan push" "$base/wan-src" "$base/wan-push"
   bench_syncplan "syncplan copy -j 8" "$syncplan copy $src/ wan:$dst/ -e '$rsh' -j 8"
   bench "rsync -a" "rsync -a -e '$rsh' $src/ wan:$dst/"
+  rm -rf "$dst"
+  no_change "no change, wan pull" "$base/wan-src" "$base/wan-pull"
+  bench_syncplan "syncplan copy -j 8" "$syncplan copy wan:$src/ $dst/ -e '$rsh' -j 8"
+  bench "rsync -a" "rsync -a -e '$rsh' wan:$src/ $dst/"
   rm -rf "$dst"
 }
 

@@ -13,9 +13,10 @@ usage: syncplan run PLAN.lua [--dry-run] [--set KEY=VALUE]... [--json]
 
 Run a plan in the foreground.  A plan returns a table (keys: source, dest,
 tool, chunks, workers, exclude, include, filter, delete, retry, rsync_opts,
-rclone, ssh, watchdog, bwlimit, one_filesystem, on_start, on_chunk_done,
-on_finish) or a function (a scripted plan).  The plan is checked before
-anything runs; an error names the plan's file:line and exits 2.
+rclone, ssh, watchdog, bwlimit, one_filesystem, skip_unchanged, on_start,
+on_chunk_done, on_finish) or a function (a scripted plan).  The plan is
+checked before anything runs; an error names the plan's file:line and
+exits 2.
 
   --dry-run        run every worker with rsync -n / rclone --dry-run
   --set KEY=VALUE  override a plan key (nested: retry.attempts=5)

@@ -210,6 +210,50 @@ static int chunk_data(lua_State *L) {
   return 1;
 }
 
+/* c:dirs([terminator]) -> the directories a transfer of this chunk may
+ * change: its directory entries and every ancestor of every entry (the
+ * root excepted), each followed by the terminator.  Entries of one
+ * directory come together, so ancestors are added once per run of equal
+ * parents; the caller removes the repeats that remain across runs and
+ * chunks.  A final pass resets exactly these directories' times. */
+static int chunk_dirs(lua_State *L) {
+  lsync_chunk *c = check_chunk(L, 1);
+  size_t tl;
+  const char *term = luaL_optlstring(L, 2, "", &tl);
+  char t = tl ? term[0] : '\0';
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  const char *prev = NULL;
+  size_t prev_len = 0;
+  size_t n = lsync_chunk_len(c);
+  for (size_t i = 0; i < n; i++) {
+    lsync_chunk_item it;
+    lsync_chunk_item_at(c, i, &it);
+    if (it.type == LSYNC_T_DIR) {
+      luaL_addlstring(&b, it.path, it.path_len);
+      luaL_addchar(&b, t);
+    }
+    size_t plen = it.path_len;
+    while (plen > 0 && it.path[plen - 1] != '/')
+      plen--;
+    if (plen == 0)
+      continue; /* a top-level entry: its parent is the root */
+    plen--;     /* drop the slash */
+    if (prev && plen == prev_len && memcmp(prev, it.path, plen) == 0)
+      continue;
+    prev = it.path;
+    prev_len = plen;
+    for (size_t k = plen; k > 0; k--) {
+      if (k == plen || it.path[k] == '/') {
+        luaL_addlstring(&b, it.path, k);
+        luaL_addchar(&b, t);
+      }
+    }
+  }
+  luaL_pushresult(&b);
+  return 1;
+}
+
 static int on_chunk(void *ud, lsync_chunk *c) {
   struct collect *col = ud;
   lua_State *L = col->L;
@@ -266,6 +310,14 @@ void lb_chunk_opts(lua_State *L, int idx, lsync_chunk_opts *o) {
   if (modes > 1)
     luaL_error(L, "give one of count, files/bytes or by");
   lua_pop(L, 4);
+  if (lua_getfield(L, idx, "spread") != LUA_TNIL) {
+    lua_Integer n = luaL_checkinteger(L, -1);
+    luaL_argcheck(L, n >= 0 && n <= 1000000, idx, "spread must be 0..1000000");
+    if (o->mode != LSYNC_CHUNK_LIMITS)
+      luaL_error(L, "spread goes with files/bytes limits");
+    o->spread = (unsigned)n;
+  }
+  lua_pop(L, 1);
 }
 
 static void set_int(lua_State *L, const char *k, uint64_t v) {
@@ -315,7 +367,7 @@ void lb_chunk_register(lua_State *L) {
                                   {"__tostring", chunk_tostring},
                                   {NULL, NULL}};
   static const luaL_Reg methods[] = {{"paths", chunk_paths},
-                                     {"data", chunk_data},
+                                     {"data", chunk_data}, {"dirs", chunk_dirs},
                                      {"items", chunk_items},
                                      {"write", chunk_write},
                                      {"free", chunk_gc},

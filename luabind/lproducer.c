@@ -7,12 +7,21 @@
  *     chunks = { count = 8 },             -- or { files = N, bytes = S }
  *     exclude = { "*.tmp" }, include = ..., filter = ...,
  *     one_filesystem = false, threads = nil, max_queued = 4,
+ *     -- quick check: drop entries rsync -a would leave alone
+ *     dest_root = "/data/dst",            -- or dest_list_argv = { ... }
+ *     check_uid = false, check_gid = false,
  *   })
  *   while true do
  *     local c, err = p:next()             -- in a task; waits for a chunk
  *     if not c then break end             -- nil: done (nil, msg: failed)
  *   end
- *   p:stats()  -- { entries, dirs, bytes, excluded, errors }
+ *   p:stats()  -- { entries, dirs, bytes, excluded, errors, and the quick
+ *              --   check's: compared, unchanged, unchanged_bytes,
+ *              --   extraneous, dest_entries, dest_errors, root_changed }
+ *
+ * The quick check's counts are zeros (compared and root_changed false)
+ * without a destination; extraneous and root_changed are final once
+ * p:next() has returned nil.
  */
 #include <string.h>
 
@@ -77,6 +86,17 @@ static int l_producer(lua_State *L) {
     o.list_argv = lb_string_array(L, lua_gettop(L), "list_argv");
   if ((o.root == NULL) == (o.list_argv == NULL))
     return luaL_error(L, "producer: give one of root or list_argv");
+  lua_getfield(L, 1, "dest_root");
+  o.dest_root = luaL_optstring(L, -1, NULL);
+  if (lua_getfield(L, 1, "dest_list_argv") == LUA_TTABLE)
+    o.dest_list_argv = lb_string_array(L, lua_gettop(L), "dest_list_argv");
+  if (o.dest_root && o.dest_list_argv)
+    return luaL_error(L, "producer: give at most one of dest_root or "
+                         "dest_list_argv");
+  lua_getfield(L, 1, "check_uid");
+  o.check_uid = lua_toboolean(L, -1);
+  lua_getfield(L, 1, "check_gid");
+  o.check_gid = lua_toboolean(L, -1);
   lua_getfield(L, 1, "max_queued");
   o.max_queued = (unsigned)luaL_optinteger(L, -1, 0);
 
@@ -117,8 +137,10 @@ static int p_next(lua_State *L) {
 static int p_stats(lua_State *L) {
   lproducer *u = check(L);
   lsync_scan_stats st;
+  lsync_compare_stats cs;
   lsync_producer_stats(u->p, &st);
-  lua_createtable(L, 0, 5);
+  lsync_producer_compare_stats(u->p, &cs);
+  lua_createtable(L, 0, 12);
   const struct {
     const char *k;
     uint64_t v;
@@ -126,11 +148,20 @@ static int p_stats(lua_State *L) {
            {"dirs", st.dirs},
            {"bytes", st.bytes},
            {"excluded", st.excluded},
-           {"errors", st.errors}};
+           {"errors", st.errors},
+           {"unchanged", cs.unchanged},
+           {"unchanged_bytes", cs.unchanged_bytes},
+           {"extraneous", cs.extraneous},
+           {"dest_entries", cs.dest_entries},
+           {"dest_errors", cs.dest_errors}};
   for (size_t i = 0; i < sizeof f / sizeof *f; i++) {
     lua_pushinteger(L, (lua_Integer)f[i].v);
     lua_setfield(L, -2, f[i].k);
   }
+  lua_pushboolean(L, cs.root_changed);
+  lua_setfield(L, -2, "root_changed");
+  lua_pushboolean(L, cs.enabled);
+  lua_setfield(L, -2, "compared");
   return 1;
 }
 

@@ -80,7 +80,7 @@ static void set_int(lua_State *L, const char *k, lua_Integer v) {
 }
 
 static void push_entry(lua_State *L, const lsync_entry *e) {
-  lua_createtable(L, 0, 10);
+  lua_createtable(L, 0, 12);
   lua_pushlstring(L, e->path, e->path_len);
   lua_setfield(L, -2, "path");
   lua_pushstring(L, lsync_type_name(e->type));
@@ -92,6 +92,8 @@ static void push_entry(lua_State *L, const lsync_entry *e) {
   set_int(L, "dev", (lua_Integer)e->dev);
   set_int(L, "ino", (lua_Integer)e->ino);
   set_int(L, "nlink", (lua_Integer)e->nlink);
+  set_int(L, "uid", (lua_Integer)e->uid);
+  set_int(L, "gid", (lua_Integer)e->gid);
 }
 
 /* __call: the next entry table, or nil at the end. */

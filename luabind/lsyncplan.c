@@ -3,6 +3,7 @@
  * runner needs, and the embedded Lua helpers (syncplan.plan, .runner,
  * .cli) registered in package.preload. */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -173,11 +174,33 @@ static int lb_mkdir(lua_State *L) {
   return 1;
 }
 
+/* syncplan.mkdtemp(template) -> path | nil, msg, code: a new directory
+ * only the user can enter (0700); the template ends in "XXXXXX". */
+static int lb_mkdtemp(lua_State *L) {
+  size_t len;
+  const char *tmpl = luaL_checklstring(L, 1, &len);
+  luaL_Buffer b;
+  char *p = luaL_buffinitsize(L, &b, len + 1);
+  memcpy(p, tmpl, len + 1);
+  if (!mkdtemp(p))
+    return lb_fail(L, lsync_err_from_errno(errno), strerror(errno));
+  luaL_pushresultsize(&b, len);
+  return 1;
+}
+
+/* syncplan.geteuid() -> the effective user id: whether rsync here can
+ * preserve owners. */
+static int lb_geteuid(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)geteuid());
+  return 1;
+}
+
 static const luaL_Reg funcs[] = {
     {"scan", lb_scan_new},         {"chunk", lb_chunk_tree},
     {"parse_size", lb_parse_size}, {"strerror", lb_strerror},
     {"match", lb_match},           {"isatty", lb_isatty},
     {"file_type", lb_file_type},   {"mkdir", lb_mkdir},
+    {"mkdtemp", lb_mkdtemp},       {"geteuid", lb_geteuid},
     {NULL, NULL}};
 
 extern const struct lb_embedded {

@@ -283,7 +283,8 @@ end
 local SCHEMA -- defined below (the checkers refer to each other)
 
 local function check_chunks(p, path, v)
-  check_table(p, path, v, { count = 1, files = 1, bytes = 1, by = 1 })
+  check_table(p, path, v,
+    { count = 1, files = 1, bytes = 1, by = 1, spread = 1 })
   local out = {}
   if v.count ~= nil then
     out.count = check_int(p, { "chunks", "count" }, v.count, 1, 100000)
@@ -293,6 +294,9 @@ local function check_chunks(p, path, v)
   end
   if v.bytes ~= nil then
     out.bytes = check_size(p, { "chunks", "bytes" }, v.bytes)
+  end
+  if v.spread ~= nil then
+    out.spread = check_int(p, { "chunks", "spread" }, v.spread, 0, 1000000)
   end
   if v.by ~= nil then
     if v.by ~= "topdir" then
@@ -305,6 +309,9 @@ local function check_chunks(p, path, v)
       + (out.by and 1 or 0)
   if modes ~= 1 then
     bad(p, path, "give exactly one of count, files/bytes or by")
+  end
+  if out.spread and not (out.files or out.bytes) then
+    bad(p, { "chunks", "spread" }, "goes with files/bytes limits")
   end
   return out
 end
@@ -386,6 +393,7 @@ SCHEMA = {
   delete = check_bool,
   dry_run = check_bool,
   one_filesystem = check_bool,
+  skip_unchanged = check_bool,
   retry = check_retry,
   rsync_opts = check_rsync_opts,
   rclone = check_rclone,
@@ -444,7 +452,10 @@ function M.check(cfg, p)
   end
   out.tool = out.tool or "rsync"
   out.workers = out.workers or 4
-  out.chunks = out.chunks or { files = 2000, bytes = 4 << 30 }
+  -- fpsync's limits, and spread so that a tree smaller than a few
+  -- chunks' worth still keeps every worker busy.
+  out.chunks = out.chunks or
+      { files = 2000, bytes = 4 << 30, spread = 4 * out.workers }
   out.retry = out.retry or { attempts = 3, backoff = "2s..5m" }
   out.watchdog = out.watchdog or 1800
   if out.bwlimit then out._bwlimit = out.bwlimit end

@@ -61,18 +61,19 @@ end
 -- symlink or directory it has just made as it was, when the source's
 -- falls in the same second.  A plan's own --modify-window comes later and
 -- wins.
-local function rsync_base(job)
+local function rsync_base(job, slot)
   local cfg = job.cfg
   local a = { "rsync", "-aH", "--no-h", "--modify-window=-1" }
   if cfg.dry_run then a[#a + 1] = "-n" end
-  if cfg.ssh then a[#a + 1] = "--rsh=" .. cfg.ssh end
+  local rsh = job:rsh(slot or 0)
+  if rsh then a[#a + 1] = "--rsh=" .. rsh end
   if job.bw_share then a[#a + 1] = "--bwlimit=" .. job.bw_share end
   return append(a, cfg.rsync_opts)
 end
 
 -- One chunk: the list on stdin, NUL-separated, progress records on stdout.
-local function rsync_chunk_argv(job)
-  local a = rsync_base(job)
+local function rsync_chunk_argv(job, slot)
+  local a = rsync_base(job, slot)
   append(a, { "--files-from=-", "--from0", "--info=progress2",
     "--", spec(job.src), spec(job.dst) })
   return a
@@ -93,11 +94,107 @@ local function rclone_common(job)
   return append(a, cfg.rclone and cfg.rclone.flags)
 end
 
----------------------------------------------------------------------------
--- The job.
-
 local Job = {}
 Job.__index = Job
+
+---------------------------------------------------------------------------
+-- ssh connection sharing.
+--
+-- Every rsync over ssh would pay a whole handshake (TCP, key exchange,
+-- authentication: about eight round trips) before its first byte.  With
+-- the system ssh, each worker slot keeps one master connection
+-- (ControlMaster) that its chunks reuse.  Masters are per slot, not per
+-- host: one shared connection would put every worker behind one TCP
+-- window and one per-connection limit.  Slot 0 carries the listings,
+-- slot 1 the root and final passes too.  The sockets live in a private
+-- directory (the job's log directory when the path is short enough for a
+-- socket, else a new one under $TMPDIR); masters exit
+-- when the job ends, or MUX_PERSIST seconds after their last session if
+-- syncplan is killed.
+
+local MUX_PERSIST = 60
+-- ssh appends 17 characters to a ControlPath while it binds, and a unix
+-- socket path holds at most 107.
+local MUX_PATH_MAX = 80
+
+local function remote_of(job)
+  if job.src.kind == "ssh" then return job.src end
+  if job.dst.kind == "ssh" then return job.dst end
+  return nil
+end
+
+-- The ssh command line the user gave (plan key ssh, or rsync's own
+-- RSYNC_RSH), nil for rsync's default.
+local function user_rsh(cfg)
+  return cfg.ssh or os.getenv("RSYNC_RSH")
+end
+
+function Job:setup_mux()
+  local remote = remote_of(self)
+  if self.tool ~= "rsync" or not remote then return end
+  local rsh = user_rsh(self.cfg) or "ssh"
+  local words = split_words(rsh)
+  -- Only OpenSSH takes these options; a user who set up sharing keeps it.
+  if not words[1] or words[1]:match("[^/]*$") ~= "ssh" or
+      rsh:find("Control", 1, true) then
+    return
+  end
+  local dir = self.logdir .. "/ssh"
+  if #dir + 4 > MUX_PATH_MAX or dir:find("%s") or
+      not sp.mkdir(dir, tonumber("700", 8)) then
+    local tmp = os.getenv("TMPDIR") or "/tmp"
+    dir = sp.mkdtemp(tmp .. "/syncplan-XXXXXX")
+    if not dir or #dir + 4 > MUX_PATH_MAX or dir:find("%s") then return end
+    self.mux_tmp = true
+  end
+  self.mux, self.mux_base, self.mux_host = dir, rsh, remote.host
+end
+
+-- The rsh for a slot's rsync: the user's, plus the slot's master.
+function Job:rsh(slot)
+  if not self.mux then return self.cfg.ssh end
+  return string.format(
+    "%s -o ControlMaster=auto -o ControlPath=%s/s%d -o ControlPersist=%d",
+    self.mux_base, self.mux, slot, MUX_PERSIST)
+end
+
+function Job:rsh_argv(slot)
+  return split_words(self:rsh(slot) or user_rsh(self.cfg) or "ssh")
+end
+
+-- Open slot's master ahead of its first chunk, while the destination is
+-- prepared; a failure here shows up again, and is reported, in the chunk.
+function Job:warm(slot)
+  local argv = self:rsh_argv(slot)
+  append(argv, { self.mux_host, "true" })
+  local w = sp.worker { argv = argv, watchdog = self.cfg.watchdog,
+    log = string.format("%s/ssh-%d.log", self.logdir, slot), grace = 2 }
+  if not w then return end
+  self.warm_workers[slot] = w
+  w:wait()
+  self.warm_workers[slot] = nil
+end
+
+function Job:close_mux()
+  if not self.mux then return end
+  local tasks = {}
+  for slot = 0, self.workers do
+    if sp.file_type(string.format("%s/s%d", self.mux, slot)) then
+      tasks[#tasks + 1] = sp.spawn(function()
+        local argv = self:rsh_argv(slot)
+        append(argv, { "-O", "exit", self.mux_host })
+        local w = sp.worker { argv = argv, grace = 2, watchdog = 30 }
+        if w then w:wait() end
+      end)
+    end
+  end
+  for _, t in ipairs(tasks) do t:join() end
+  if self.mux_tmp then os.remove(self.mux) end
+  self.mux = nil
+end
+
+---------------------------------------------------------------------------
+-- The job.
 
 local function now() return sp.time() end
 
@@ -195,13 +292,13 @@ function Job:warn(fmt, ...)
 end
 
 -- Run one attempt of a chunk; returns the worker's result table.
-function Job:attempt(ch)
+function Job:attempt(ch, slot)
   local opts = {
     input = ch.data, log = self:log_path(ch.index),
     watchdog = self.cfg.watchdog, grace = 10,
   }
   if self.tool == "rsync" then
-    opts.argv, opts.progress = rsync_chunk_argv(self), "rsync"
+    opts.argv, opts.progress = rsync_chunk_argv(self, slot), "rsync"
   else
     local list = string.format("%s/chunk-%d.list", self.logdir, ch.index)
     local f = assert(io.open(list, "wb"))
@@ -221,7 +318,7 @@ function Job:attempt(ch)
   return r
 end
 
-function Job:run_chunk(ch)
+function Job:run_chunk(ch, slot)
   local policy = self.policy
   while true do
     ch.attempts = ch.attempts + 1
@@ -230,7 +327,8 @@ function Job:run_chunk(ch)
     self:record(ch)
     self:emit("chunk_start", { chunk = ch.index, attempt = ch.attempts,
       files = ch.files, bytes = ch.bytes })
-    local r = self:attempt(ch)
+    self.sent = self.sent + 1
+    local r = self:attempt(ch, slot)
     self.running[ch.index] = nil
     ch.exit_code, ch.signal, ch.error = r.status, r.signal, r.error
     local outcome
@@ -310,7 +408,13 @@ function Job:pop()
   while true do
     if self.stopping then return nil end
     if #self.queue > 0 then
-      local ch = table.remove(self.queue, 1)
+      -- The biggest waiting chunk first: the small ones then fill the
+      -- tail, where a big one would keep one slot busy alone.
+      local best = 1
+      for i = 2, #self.queue do
+        if self.queue[i].bytes > self.queue[best].bytes then best = i end
+      end
+      local ch = table.remove(self.queue, best)
       self.cond:notify()
       return ch
     end
@@ -319,11 +423,13 @@ function Job:pop()
   end
 end
 
-function Job:slot()
+function Job:slot(i)
+  if self.warming[i] then self.warming[i]:join() end
+  while not self.root_done do self.root_cond:wait() end
   while true do
     local ch = self:pop()
     if not ch then return end
-    self:run_chunk(ch)
+    self:run_chunk(ch, i)
   end
 end
 
@@ -353,7 +459,7 @@ end
 -- them.  Directories are also kept for the final pass.
 function Job:feed_from_producer(base)
   local p = self.producer
-  local dirs = {}
+  local dirs, seen = {}, {}
   while true do
     while #self.queue >= self.workers and not self.stopping do
       self.cond:wait()
@@ -366,24 +472,36 @@ function Job:feed_from_producer(base)
       end
       break
     end
+    if c.files == 0 then
+      -- Count mode deals out its chunks even when the quick check left
+      -- nothing to send.
+      c:free()
+      goto continue
+    end
     local data = c:data()
     local index = base + c.index
     self.journal:chunk_add(self.id, index, data, c.files, c.bytes)
-    dirs[#dirs + 1] = c:data("\0", "dir")
+    for d in c:dirs("\0"):gmatch("([^%z]*)%z") do
+      if not seen[d] then
+        seen[d] = true
+        dirs[#dirs + 1] = d
+      end
+    end
     self.total_bytes = self.total_bytes + c.bytes
     self.total_files = self.total_files + c.files
     self:push(self:new_chunk(index, data, c.files, c.bytes))
     c:free()
+    ::continue::
   end
   local st = p:stats()
   self.scan_errors = st.errors
+  self.cmp = st.compared and st or nil
   if not self.stopping and not self.scan_error then
-    -- Chunk 0 is the final pass; its list is every directory, so that
-    -- directory times can be set once all chunks are in.
+    -- Chunk 0 is the final pass; its list is every directory a chunk
+    -- may change, so that their times can be set once all chunks are in.
     self.journal:begin()
-    local list = table.concat(dirs)
-    local _, ndirs = list:gsub("%z", "")
-    self.journal:chunk_add(self.id, 0, list, ndirs, 0)
+    local list = #dirs > 0 and table.concat(dirs, "\0") .. "\0" or ""
+    self.journal:chunk_add(self.id, 0, list, #dirs, 0)
     self.journal:run_set_scan_complete(self.id, true)
     self.journal:commit()
     self.scan_done = true
@@ -391,6 +509,54 @@ function Job:feed_from_producer(base)
   p:close()
   self.feeding_done = true
   self.cond:notify()
+end
+
+-- Listing a remote tree: GNU find's records (see the producer), the
+-- listed directory itself included so its attributes can be compared.
+-- The trailing slash follows a symlinked root, as rsync does.
+local FIND_FORMAT = "%y %m %s %T@ %D %i %n %U %G %P\\0%l\\0"
+
+function Job:listing_argv(ep, missing_ok)
+  local argv = self:rsh_argv(0)
+  local path = ep.path == "" and "." or ep.path
+  if path:sub(1, 1) == "-" then path = "./" .. path end
+  path = shq(with_slash(path))
+  local cmd = "find " .. path .. " -mindepth 0 -printf " .. shq(FIND_FORMAT)
+  -- A destination not made yet is an empty one.
+  if missing_ok then cmd = "test -d " .. path .. " || exit 0; " .. cmd end
+  argv[#argv + 1] = ep.host
+  argv[#argv + 1] = cmd
+  return argv
+end
+
+-- rsync options under which rsync may send an entry that looks the same
+-- by size, time, mode, owner and link target: with them every name goes
+-- to rsync, as without the quick check.
+local SEND_ANYWAY = {
+  ["--checksum"] = true, ["--ignore-times"] = true, ["--acls"] = true,
+  ["--xattrs"] = true, ["--fake-super"] = true, ["--atimes"] = true,
+  ["--crtimes"] = true, ["--remove-source-files"] = true,
+  ["--copy-devices"] = true, ["--write-devices"] = true,
+  ["--link-dest"] = true, ["--copy-dest"] = true, ["--compare-dest"] = true,
+}
+local SEND_ANYWAY_SHORT = "cIAXUN"
+
+-- Whether the producer may drop entries already identical at the
+-- destination (rsync -a's quick check, done before rsync runs), and if
+-- not, why.
+function Job:quick_check()
+  local cfg = self.cfg
+  if self.tool ~= "rsync" then return false, "tool" end
+  if cfg.skip_unchanged == false then return false, "plan" end
+  for _, o in ipairs(cfg.rsync_opts or {}) do
+    local long = o:match("^(%-%-[^=]+)")
+    if long and SEND_ANYWAY[long] then return false, o end
+    local short = o:match("^%-(%a+)$")
+    if short and short:find("[" .. SEND_ANYWAY_SHORT .. "]") then
+      return false, o
+    end
+  end
+  return true
 end
 
 function Job:start_producer()
@@ -401,13 +567,18 @@ function Job:start_producer()
   if self.src.kind == "local" then
     o.root = self.src.path
   else
-    local argv = split_words(cfg.ssh or "ssh")
-    local path = self.src.path == "" and "." or self.src.path
-    if path:sub(1, 1) == "-" then path = "./" .. path end
-    argv[#argv + 1] = self.src.host
-    argv[#argv + 1] = "find " .. shq(path) .. " -mindepth 1 -printf " ..
-        shq("%y %m %s %T@ %D %i %n %P\\0")
-    o.list_argv = argv
+    o.list_argv = self:listing_argv(self.src, false)
+  end
+  if self:quick_check() then
+    if self.dst.kind == "local" then
+      o.dest_root = self.dst.path
+    else
+      o.dest_list_argv = self:listing_argv(self.dst, true)
+    end
+    -- rsync keeps owners only as root; elsewhere a differing owner would
+    -- send the entry on every run, harmless but slow.
+    o.check_uid = self.dst.kind ~= "local" or sp.geteuid() == 0
+    o.check_gid = true
   end
   local p, err, code = sp.producer(o)
   if not p then return nil, err, code end
@@ -433,24 +604,36 @@ function Job:run_pass(name, argv, input)
   return false, string.format("%s (%s): %s", name, why, r.error), outcome
 end
 
--- Create the destination (and its parents) before any chunk runs, so
--- parallel workers do not race to make it.
--- At the end the same pass sets the root's own mode and times (a "."
--- in a --files-from list would copy the root's whole first level).
-function Job:root_pass(final)
+-- Create the destination (and its parents) before any chunk runs:
+-- parallel rsyncs that each find it missing race to make it, and the
+-- losers fail.  Not needed when it is a local directory already.
+function Job:root_pass()
   if self.tool == "rclone" then
-    if self.cfg.dry_run or final then return true end
+    if self.cfg.dry_run then return true end
     return self:run_pass("root", append(rclone_common(self),
       { "mkdir", "--", spec(self.dst) }))
   end
-  local a = rsync_base(self)
-  if not final then a[#a + 1] = "--mkpath" end
-  append(a, { "--exclude=*", "--", spec(self.src), spec(self.dst) })
-  return self:run_pass(final and "final-root" or "root", a)
+  if self.dst.kind == "local" and sp.file_type(self.dst.path) == "dir" then
+    return true
+  end
+  if self.dst.kind == "ssh" and not self.cfg.dry_run then
+    -- One command on the remote shell costs no rsync protocol round
+    -- trips; the final pass sets the directory's attributes (a new one
+    -- differs from the source's).
+    local path = self.dst.path == "" and "." or self.dst.path
+    if path:sub(1, 1) == "-" then path = "./" .. path end
+    local argv = self:rsh_argv(1)
+    append(argv, { self.dst.host, "mkdir -p " .. shq(path) })
+    return self:run_pass("root", argv)
+  end
+  local a = rsync_base(self, 1)
+  append(a, { "--mkpath", "--exclude=*", "--", spec(self.src),
+    spec(self.dst) })
+  return self:run_pass("root", a)
 end
 
 -- After every chunk: deletions (never per chunk: a chunk does not know
--- its siblings) and directory attributes.
+-- its siblings), then directory attributes.
 function Job:final_pass()
   local cfg = self.cfg
   if self.tool == "rclone" then
@@ -460,41 +643,59 @@ function Job:final_pass()
     append(a, { "--", spec(self.src), spec(self.dst) })
     return self:run_pass("final", a)
   end
-  if cfg.delete then
+  local cmp = self.cmp
+  local deleted = false
+  if cfg.delete and (not cmp or cmp.extraneous > 0 or cmp.dest_errors > 0) then
     -- Walks both trees but sends nothing: --existing skips new names,
     -- --ignore-existing skips known ones, so only deletions remain.  The
     -- plan's filters protect excluded destination files, as in rsync.
-    local a = rsync_base(self)
+    local a = rsync_base(self, 1)
     append(a, { "--delete", "--existing", "--ignore-existing" })
     append(a, filter_args(cfg))
     append(a, { "--", spec(self.src), spec(self.dst) })
     local ok, err, outcome = self:run_pass("delete", a)
     if not ok then return ok, err, outcome end
+    deleted = true
   end
-  -- Every directory once more, now that no chunk writes into them:
-  -- modes and times as in the source.
-  local a = rsync_base(self)
-  append(a, { "--files-from=-", "--from0", "--", spec(self.src),
-    spec(self.dst) })
+  -- Nothing sent, nothing deleted, the root as in the source: every
+  -- directory is as the chunks (or an earlier run) left it.
+  if cmp and not self.force_final and self.sent == 0 and not deleted and
+      not cmp.root_changed then
+    return true
+  end
+  -- The directories the chunks wrote into, now that none does: modes and
+  -- times as in the source.  The root goes in the same pass: "." in a
+  -- --files-from list also brings the root's first level, so the last
+  -- two rules keep only its directories (which the plan's own filters,
+  -- first, may still exclude).
   local rec = self.journal:chunk_get(self.id, 0)
-  if rec and rec.list ~= "" then
-    local ok, err, outcome = self:run_pass("final", a, rec.list)
-    if not ok then return ok, err, outcome end
-  end
-  return self:root_pass(true)
+  local a = rsync_base(self, 1)
+  append(a, filter_args(cfg))
+  append(a, { "--include=/*/", "--exclude=/*", "--files-from=-", "--from0",
+    "--", spec(self.src), spec(self.dst) })
+  return self:run_pass("final", a, (rec and rec.list or "") .. ".\0")
 end
 
-function Job:stop(reason)
-  if self.stopping then return end
-  self.stopping = reason or "stopped"
-  self:warn("stopping (%s): running chunks stop, the job stays resumable",
-    self.stopping)
+-- Stop taking chunks; running ones stop (SIGTERM, then SIGKILL).
+function Job:halt(reason)
+  if self.stopping then return false end
+  self.stopping = reason
   for _, ch in pairs(self.running) do
     if ch.worker then ch.worker:stop() end
   end
   if self.pass_worker then self.pass_worker:stop() end
+  for _, w in pairs(self.warm_workers) do w:stop() end
   self.cond:notify()
   self.wake:notify()
+  self.root_cond:notify()
+  return true
+end
+
+function Job:stop(reason)
+  if self:halt(reason or "stopped") then
+    self:warn("stopping (%s): running chunks stop, the job stays resumable",
+      self.stopping)
+  end
 end
 
 function Job:summary(code)
@@ -506,6 +707,9 @@ function Job:summary(code)
       self.id, code == 0 and "done" or code == 3 and "interrupted" or
       "finished with failures", hms(st.elapsed), self.chunks_done,
       self.chunks_known, human(st.bytes), st.files, self.retries)
+    if self.cmp then
+      msg = msg .. string.format(", %d unchanged", self.cmp.unchanged)
+    end
     io.stderr:write(msg, "\n")
   end
   for _, ch in ipairs(self.failed) do
@@ -516,6 +720,7 @@ function Job:summary(code)
   self:emit("finish", { exit_code = code, chunks = self.chunks_known,
     chunks_done = self.chunks_done, failed = #self.failed,
     bytes = st.bytes, files = st.files, retries = self.retries,
+    unchanged = self.cmp and self.cmp.unchanged or plan.null,
     elapsed = st.elapsed })
 end
 
@@ -536,6 +741,7 @@ function Job:main(resume_chunks)
   local function finish(code, state)
     for _, s in ipairs(sigs) do s:stop() end
     if ticker then ticker:stop() end
+    self:close_mux()
     self.journal:run_set_state(self.id, state, code)
     self:summary(code)
     if self.cfg.on_finish then
@@ -546,18 +752,15 @@ function Job:main(resume_chunks)
     return code
   end
 
-  local ok, err, outcome = self:root_pass()
-  if not ok then
-    self:warn("cannot prepare the destination: %s", err)
-    local conn = outcome == "retry"
-    return finish(conn and EXIT.connect or EXIT.failed, "failed")
-  end
-
+  self:setup_mux()
   for _, ch in ipairs(resume_chunks or {}) do
     self.total_bytes = self.total_bytes + ch.bytes
     self.total_files = self.total_files + ch.files
     self:push(ch)
   end
+  -- The crawl (and a remote listing), the destination's preparation and
+  -- the slots' ssh handshakes all start at once; slots take chunks once
+  -- the destination exists.
   local feeder
   if self.need_scan then
     local pok, perr, pcode = self:start_producer()
@@ -572,20 +775,41 @@ function Job:main(resume_chunks)
     self.scan_done = true
     self.feeding_done = true
   end
+  if self.mux then
+    -- Slot 1's master comes with the root pass on a push.
+    for i = self.dst.kind == "ssh" and 2 or 1, self.workers do
+      self.warming[i] = sp.spawn(function() self:warm(i) end)
+    end
+  end
+  local root_err, root_outcome
+  local root = sp.spawn(function()
+    local ok, err, outcome = self:root_pass()
+    if not ok then
+      root_err, root_outcome = err, outcome
+      self:halt("root")
+    end
+    self.root_done = true
+    self.root_cond:notify()
+  end)
   local slots = {}
   for i = 1, self.workers do
-    slots[i] = sp.spawn(function() self:slot() end)
+    slots[i] = sp.spawn(function() self:slot(i) end)
   end
   -- Slots end when the feeder is done or the job stops.  A stopped job
   -- does not wait for the feeder, which may be waiting on the crawl.
   for _, t in ipairs(slots) do t:join() end
+  root:join()
+  if root_err then
+    self:warn("cannot prepare the destination: %s", root_err)
+    return finish(root_outcome == "retry" and EXIT.connect or EXIT.failed,
+      "failed")
+  end
   if feeder and not self.stopping then feeder:join() end
 
   if self.stopping then return finish(EXIT.interrupted, "interrupted") end
   if self.scan_error then
     self:warn("listing the source failed: %s", self.scan_error)
-    return finish(self.src.kind == "ssh" and EXIT.connect or EXIT.failed,
-      "failed")
+    return finish(remote_of(self) and EXIT.connect or EXIT.failed, "failed")
   end
   if #self.failed > 0 or (self.scan_errors or 0) > 0 then
     if self.cfg.delete then
@@ -623,7 +847,8 @@ local function new_job(cfg, opts)
     queue = {}, running = {}, failed = {}, cond = sp.condition(),
     wake = sp.condition(), done_bytes = 0, done_files = 0, chunks_done = 0,
     chunks_known = 0, total_bytes = 0, total_files = 0, retries = 0,
-    skipped = 0, bytes0 = 0, need_scan = true,
+    skipped = 0, bytes0 = 0, need_scan = true, sent = 0,
+    root_cond = sp.condition(), warming = {}, warm_workers = {},
   }, Job)
   job.src, job.dst = cfg._src, cfg._dst
   job.policy = sp.backoff { attempts = cfg.retry.attempts,
@@ -718,6 +943,8 @@ function M.resume(id, opts)
     end
   end
   job.bytes0 = job.done_bytes
+  -- Chunks of the earlier run may have written into any directory.
+  job.force_final = true
   -- A run whose scan was complete resumes from its stored lists alone
   -- (dsync's --reuse); otherwise the source is scanned again and the new
   -- chunks are numbered after the old ones.

@@ -358,7 +358,8 @@ out:
 }
 
 int lsync__finish_toplevel(lsync_chunker *ch) {
-  qsort(ch->ents, ch->nents, sizeof *ch->ents, ent_cmp);
+  if (ch->nents) /* no entries (all unchanged): no array to sort */
+    qsort(ch->ents, ch->nents, sizeof *ch->ents, ent_cmp);
   int ntops = number_tops(ch);
   if (ntops == 0)
     return 0;

@@ -100,6 +100,7 @@ struct lsync_chunker {
   /* LIMITS */
   lsync_chunk *cur;
   uint64_t cur_bytes;
+  uint64_t placed_bytes; /* every unit so far, for the spread limit */
   struct pending *pend;
   size_t npend, cap_pend;
 };

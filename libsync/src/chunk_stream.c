@@ -11,10 +11,26 @@
 
 #include "chunk_internal.h"
 
+#define SPREAD_MIN_BYTES (16ULL << 20)
+
+/* The byte limit now: max_bytes, or lower under spread (see chunk.h). */
+static uint64_t limits_bytes(const lsync_chunker *ch) {
+  uint64_t lim = ch->o.max_bytes;
+  if (ch->o.spread) {
+    uint64_t floor = ch->o.min_bytes ? ch->o.min_bytes : SPREAD_MIN_BYTES;
+    uint64_t adapt = ch->placed_bytes / ch->o.spread;
+    if (adapt < floor)
+      adapt = floor;
+    if (!lim || adapt < lim)
+      lim = adapt;
+  }
+  return lim;
+}
+
 static int limits_full(const lsync_chunker *ch, uint64_t files,
                        uint64_t bytes) {
-  return (ch->o.max_files && files > ch->o.max_files) ||
-         (ch->o.max_bytes && bytes > ch->o.max_bytes);
+  uint64_t lim = limits_bytes(ch);
+  return (ch->o.max_files && files > ch->o.max_files) || (lim && bytes > lim);
 }
 
 static int limits_emit_cur(lsync_chunker *ch) {
@@ -56,6 +72,7 @@ static lsync_chunk *limits_chunk_new(void) {
 int lsync__limits_place(lsync_chunker *ch, const lsync_chunk_item *items,
                         size_t n, uint64_t bytes) {
   int rc;
+  ch->placed_bytes += bytes;
   if (limits_full(ch, n, bytes)) {
     /* Too big for any chunk: alone, without closing the current one. */
     lsync_chunk *c = limits_chunk_new();
@@ -78,8 +95,9 @@ int lsync__limits_place(lsync_chunker *ch, const lsync_chunk_item *items,
   ch->cur_bytes += bytes;
   ch->cur->bytes = ch->cur_bytes;
   /* Exactly full: hand it out now rather than at the next entry. */
+  uint64_t lim = limits_bytes(ch);
   if ((ch->o.max_files && ch->cur->n == ch->o.max_files) ||
-      (ch->o.max_bytes && ch->cur_bytes == ch->o.max_bytes))
+      (lim && ch->cur_bytes == lim))
     return limits_emit_cur(ch);
   return 0;
 }

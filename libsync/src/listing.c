@@ -1,8 +1,9 @@
 /*
  * Listing commands: run a command that prints GNU find records
- * ("%y %m %s %T@ %D %i %n %P\0"), read its stdout, parse each record into
- * an lsync_entry and apply the filter, so a remote tree (find over ssh)
- * chunks like a local crawl.
+ * ("%y %m %s %T@ %D %i %n %U %G %P\0%l\0"), read its stdout, parse each
+ * record into an lsync_entry and apply the filter, so a remote tree (find
+ * over ssh) chunks like a local crawl.  The record of the listed directory
+ * itself (empty path) is kept aside: a quick check compares roots.
  *
  * The child's stderr goes to an unlinked temporary file rather than a
  * second pipe: reading one pipe while the child blocks writing the other
@@ -65,6 +66,8 @@ struct lsync__listing {
   size_t off, len, cap; /* unread bytes are buf[off, len) */
   uint64_t recno;
   lsync_entry e;
+  lsync_entry root; /* the empty-path record, if has_root */
+  int has_root;
   lsync_scan_stats stats;
   struct exset excl;
 };
@@ -230,12 +233,13 @@ static int path_ok(const char *p, size_t n) {
   return 1;
 }
 
-/* Parse rec[0, n) (NUL at rec[n]) into l->e.  "" on success, or what is
- * wrong with the record. */
-static const char *parse(lsync__listing *l, const char *rec, size_t n) {
+/* Parse rec[0, n) (NUL at rec[n]) and the link target tgt[0, tn) (NUL at
+ * tgt[tn]) into l->e.  "" on success, or what is wrong with the record. */
+static const char *parse(lsync__listing *l, const char *rec, size_t n,
+                         const char *tgt, size_t tn) {
   struct cursor c = {rec, rec + n};
   lsync_entry *e = &l->e;
-  uint64_t mode, size, dev, ino, nlink;
+  uint64_t mode, size, dev, ino, nlink, uid, gid;
   if (n < 2 || rec[1] != ' ' || type_of(rec[0], &e->type) < 0)
     return "bad type";
   c.p += 2;
@@ -251,6 +255,14 @@ static const char *parse(lsync__listing *l, const char *rec, size_t n) {
     return "bad inode";
   if (field(&c, 10, UINT64_MAX, &nlink) < 0)
     return "bad link count";
+  if (field(&c, 10, UINT32_MAX, &uid) < 0)
+    return "bad uid";
+  if (field(&c, 10, UINT32_MAX, &gid) < 0)
+    return "bad gid";
+  /* find prints %l empty for anything but a symlink: a target elsewhere
+   * means the fields are not the ones we think (another -printf). */
+  if (tn && e->type != LSYNC_T_SYMLINK)
+    return "link target on a non-symlink";
   e->path = c.p;
   e->path_len = (size_t)(c.end - c.p);
   if (e->path_len && !path_ok(e->path, e->path_len))
@@ -262,20 +274,34 @@ static const char *parse(lsync__listing *l, const char *rec, size_t n) {
   e->dev = dev;
   e->ino = ino;
   e->nlink = nlink;
+  e->uid = (uint32_t)uid;
+  e->gid = (uint32_t)gid;
+  e->link_target = e->type == LSYNC_T_SYMLINK ? tgt : NULL;
+  e->link_target_len = e->type == LSYNC_T_SYMLINK ? tn : 0;
   return "";
 }
 
 /* One record: 1 to yield l->e, 0 to skip it, negative when malformed. */
-static int take_record(lsync__listing *l, const char *rec, size_t n) {
+static int take_record(lsync__listing *l, const char *rec, size_t n,
+                       const char *tgt, size_t tn) {
   l->recno++;
-  const char *bad = parse(l, rec, n);
+  const char *bad = parse(l, rec, n, tgt, tn);
   if (*bad)
     return lsync__fail(l->ctx, LSYNC_EIO,
                        "listing: malformed record %" PRIu64 " (%s)", l->recno,
                        bad);
   const lsync_entry *e = &l->e;
-  /* The start directory itself (no -mindepth 1) is not an entry. */
-  if (!e->path_len || exset_covers(&l->excl, e->path, e->path_len))
+  /* The start directory itself (-mindepth 0) is not an entry, but a
+   * quick check wants its attributes; its target is not kept (the buffer
+   * moves on). */
+  if (!e->path_len) {
+    l->root = *e;
+    l->root.link_target = NULL;
+    l->root.link_target_len = 0;
+    l->has_root = 1;
+    return 0;
+  }
+  if (exset_covers(&l->excl, e->path, e->path_len))
     return 0;
   int is_dir = e->type == LSYNC_T_DIR;
   if (l->filter &&
@@ -433,7 +459,7 @@ static int finish(lsync__listing *l, int rc) {
     if (rc == 0 && l->off < l->len)
       rc = lsync__fail(l->ctx, LSYNC_EIO,
                        "listing: malformed record %" PRIu64
-                       " (truncated: no NUL at the end)",
+                       " (truncated: its path or link target lacks a NUL)",
                        l->recno + 1);
   }
   close_fd(&l->err_fd);
@@ -530,11 +556,15 @@ int lsync__listing_next(lsync__listing *l, const lsync_entry **out) {
   for (;;) {
     if (l->ended)
       return l->final_rc;
-    char *rec = l->buf + l->off;
-    char *nul = memchr(rec, '\0', l->len - l->off);
-    if (nul) {
-      l->off += (size_t)(nul - rec) + 1;
-      int rc = take_record(l, rec, (size_t)(nul - rec));
+    /* A record is two NUL-terminated strings: fields and path, then the
+     * link target. */
+    char *rec = l->buf + l->off, *end = l->buf + l->len;
+    char *nul = memchr(rec, '\0', (size_t)(end - rec));
+    char *nul2 = nul ? memchr(nul + 1, '\0', (size_t)(end - nul - 1)) : NULL;
+    if (nul2) {
+      l->off += (size_t)(nul2 - rec) + 1;
+      int rc = take_record(l, rec, (size_t)(nul - rec), nul + 1,
+                           (size_t)(nul2 - nul - 1));
       if (rc < 0)
         return finish(l, rc);
       if (rc > 0) {
@@ -553,6 +583,14 @@ int lsync__listing_next(lsync__listing *l, const lsync_entry **out) {
 
 void lsync__listing_get_stats(const lsync__listing *l, lsync_scan_stats *out) {
   *out = l->stats;
+}
+
+int lsync__listing_root(const lsync__listing *l, lsync_entry *out) {
+  if (!l->has_root)
+    return 0;
+  *out = l->root;
+  out->path = "";
+  return 1;
 }
 
 void lsync__listing_cancel(lsync__listing *l) {

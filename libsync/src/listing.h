@@ -1,6 +1,7 @@
 /*
  * Listing commands: a child process (typically ssh running GNU find) whose
- * stdout carries one record per entry, read like a scan (listing.c).
+ * stdout carries one record per entry (format: producer.h), read like a
+ * scan (listing.c).
  *
  * The interface mirrors lsync_scan's so the producer's thread runs one loop
  * for both sources: open on the caller's thread (so a command that cannot
@@ -35,6 +36,11 @@ int lsync__listing_next(lsync__listing *l, const lsync_entry **out);
 /* Entries yielded, directories among them, their bytes, and entries the
  * filter dropped (a directory counts once, not with its subtree). */
 void lsync__listing_get_stats(const lsync__listing *l, lsync_scan_stats *out);
+
+/* 1 and *out set (path "", no link target) if a record with an empty path
+ * (the listed directory itself, find -mindepth 0) has been read, else 0.
+ * The last such record wins.  Consumer thread. */
+int lsync__listing_root(const lsync__listing *l, lsync_entry *out);
 
 /* Make a running or later next() return LSYNC_ECANCELED soon, and kill
  * the child (SIGKILL).  Any thread. */

@@ -1,7 +1,9 @@
 /*
  * Chunk producers: a background thread reads entries (a crawl, or a
  * listing command via listing.c), feeds the chunker, and hands chunks to
- * the loop through a bounded queue.
+ * the loop through a bounded queue.  With a destination, the thread first
+ * reads it into compare.c's index and only feeds the chunker what the
+ * quick check does not drop; hard-linked entries it holds come last.
  *
  * Threads and ownership.  The thread owns a private context (tctx), the
  * chunker and the source; they are created on the caller's thread in
@@ -26,6 +28,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "compare.h"
 #include "listing.h"
 
 #define DEFAULT_QUEUED 4
@@ -50,6 +53,7 @@ struct lsync_producer {
   lsync_chunker *ch;
   lsync_scan *scan;     /* a crawl, or ... */
   lsync__listing *list; /* ... a listing command */
+  lsync__compare *cmp;  /* the quick check, or NULL */
   lsync_scan_stats tstats;
   pthread_t thread;
   atomic_int stop;
@@ -61,6 +65,7 @@ struct lsync_producer {
   struct log_line *log_head, *log_tail;
   unsigned nlog, log_dropped;
   lsync_scan_stats stats;
+  lsync_compare_stats cstats;
   int finished;
   int status;
   char errmsg[LSYNC__ERRMSG_MAX];
@@ -74,13 +79,21 @@ struct lsync_producer {
 /* ---- the thread -------------------------------------------------------- */
 
 static void publish_stats(lsync_producer *p) {
+  lsync_compare_stats cs = {0};
   if (p->scan)
     lsync_scan_get_stats(p->scan, &p->tstats);
   else
     lsync__listing_get_stats(p->list, &p->tstats);
+  if (p->cmp)
+    lsync__compare_get_stats(p->cmp, &cs);
   pthread_mutex_lock(&p->mu);
   p->stats = p->tstats;
+  p->cstats = cs;
   pthread_mutex_unlock(&p->mu);
+}
+
+static void tick(void *ud) {
+  publish_stats(ud);
 }
 
 /* The chunker's callback: queue the chunk, waiting for room. */
@@ -132,30 +145,58 @@ static int source_next(lsync_producer *p, const lsync_entry **e) {
                  : lsync__listing_next(p->list, e);
 }
 
-static void *producer_main(void *arg) {
-  lsync_producer *p = arg;
+static int send_entry(void *ud, const lsync_entry *e) {
+  lsync_producer *p = ud;
+  return lsync_chunker_add(p->ch, e);
+}
+
+/* Every source entry to the chunker, or to the quick check first. */
+static int read_source(lsync_producer *p) {
   const lsync_entry *e;
   unsigned n = 0;
   int rc;
   while ((rc = source_next(p, &e)) > 0) {
-    if (atomic_load(&p->stop)) {
-      rc = LSYNC_ECANCELED;
-      break;
-    }
-    if ((rc = lsync_chunker_add(p->ch, e)) < 0)
-      break;
+    if (atomic_load(&p->stop))
+      return LSYNC_ECANCELED;
+    int v = p->cmp ? lsync__compare_entry(p->cmp, e) : LSYNC__CMP_SEND;
+    if (v < 0)
+      return v;
+    if (v == LSYNC__CMP_SEND && (rc = lsync_chunker_add(p->ch, e)) < 0)
+      return rc;
     if (++n % STATS_EVERY == 0)
       publish_stats(p);
   }
+  return rc;
+}
+
+/* The quick check's end: the roots, then the held hard links. */
+static int finish_compare(lsync_producer *p) {
+  if (p->list) {
+    lsync_entry root;
+    int have = lsync__listing_root(p->list, &root);
+    lsync__compare_source_root(p->cmp, have ? &root : NULL);
+  }
+  return lsync__compare_finish(p->cmp, send_entry, p);
+}
+
+static void *producer_main(void *arg) {
+  lsync_producer *p = arg;
+  int rc = p->cmp ? lsync__compare_load(p->cmp, &p->stop, tick, p) : 0;
+  if (rc == 0)
+    rc = read_source(p);
+  if (rc == 0 && p->cmp)
+    rc = finish_compare(p);
   if (rc == 0)
     rc = lsync_chunker_finish(p->ch);
   publish_stats(p);
-  /* The crawl's threads and the chunker's tables can go now; the owner
-   * may keep the producer until the last chunk is transferred. */
+  /* The crawls' threads, the index and the chunker's tables can go now;
+   * the owner may keep the producer until the last chunk is
+   * transferred. */
   lsync_chunker_free(p->ch);
   p->ch = NULL;
   lsync_scan_close(p->scan);
   p->scan = NULL;
+  lsync__compare_end(p->cmp);
   pthread_mutex_lock(&p->mu);
   p->finished = 1;
   p->status = rc;
@@ -217,6 +258,7 @@ static void on_close(uv_handle_t *h) {
 /* Everything but the async handle and the struct itself; the thread must
  * have ended (or never started). */
 static void release(lsync_producer *p) {
+  lsync__compare_close(p->cmp);
   lsync__listing_close(p->list);
   lsync_scan_close(p->scan);
   lsync_chunker_free(p->ch);
@@ -249,6 +291,10 @@ static int check_opts(lsync_ctx *ctx, const lsync_producer_opts *o) {
     return lsync__fail(ctx, LSYNC_EINVAL,
                        "chunk producer: give a root or a listing command, "
                        "not both or neither");
+  if (o->dest_root && o->dest_list_argv)
+    return lsync__fail(ctx, LSYNC_EINVAL,
+                       "chunk producer: give a destination root or a "
+                       "destination listing command, not both");
   if (o->max_queued > MAX_QUEUED)
     return lsync__fail(ctx, LSYNC_EINVAL,
                        "chunk producer: max_queued must be at most %d, not %u",
@@ -266,10 +312,16 @@ static int open_source(lsync_producer *p, const lsync_producer_opts *o) {
   sopts.on_error = NULL; /* counted in the stats and logged by the scan */
   sopts.on_error_ud = NULL;
   if (o->list_argv)
-    return lsync__listing_open(p->tctx, o->list_argv, sopts.filter, &p->list);
-  return o->chunk.mode == LSYNC_CHUNK_LIMITS
-             ? lsync_scan_open(p->tctx, o->root, &sopts, &p->scan)
-             : lsync__scan_open_collecting(p->tctx, o->root, &sopts, &p->scan);
+    rc = lsync__listing_open(p->tctx, o->list_argv, sopts.filter, &p->list);
+  else if (o->chunk.mode == LSYNC_CHUNK_LIMITS)
+    rc = lsync_scan_open(p->tctx, o->root, &sopts, &p->scan);
+  else
+    rc = lsync__scan_open_collecting(p->tctx, o->root, &sopts, &p->scan);
+  if (rc == 0 && (o->dest_root || o->dest_list_argv)) {
+    rc = lsync__compare_open(p->tctx, o, &p->cmp);
+    p->cstats.enabled = rc == 0; /* no thread yet: no lock */
+  }
+  return rc;
 }
 
 /* The thread blocks every signal, so the host's handlers run on its own
@@ -376,6 +428,12 @@ void lsync_producer_stats(lsync_producer *p, lsync_scan_stats *out) {
   pthread_mutex_unlock(&p->mu);
 }
 
+void lsync_producer_compare_stats(lsync_producer *p, lsync_compare_stats *out) {
+  pthread_mutex_lock(&p->mu);
+  *out = p->cstats;
+  pthread_mutex_unlock(&p->mu);
+}
+
 void lsync_producer_free(lsync_producer *p) {
   if (!p || p->closing)
     return;
@@ -385,6 +443,8 @@ void lsync_producer_free(lsync_producer *p) {
   pthread_mutex_unlock(&p->mu);
   if (p->list)
     lsync__listing_cancel(p->list);
+  if (p->cmp)
+    lsync__compare_cancel(p->cmp);
   pthread_join(p->thread, NULL);
   release(p);
   p->closing = 1;

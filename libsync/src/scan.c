@@ -411,6 +411,10 @@ static void fill_entry(lsync_entry *e, const struct stat *st) {
   e->dev = (uint64_t)st->st_dev;
   e->ino = (uint64_t)st->st_ino;
   e->nlink = (uint64_t)st->st_nlink;
+  e->uid = (uint32_t)st->st_uid;
+  e->gid = (uint32_t)st->st_gid;
+  e->link_target = NULL;
+  e->link_target_len = 0;
 }
 
 /* One directory entry: stat it, filter it, record it, maybe queue it. */

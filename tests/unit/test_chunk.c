@@ -337,6 +337,68 @@ static void test_limits(lsync_ctx *ctx) {
 }
 
 /* TOPLEVEL names are not "dNN/fNNNNNN": look them up by name. */
+/* spread: a small tree whose bytes sit in a few big files still spreads
+ * them over chunks, and chunks grow with the bytes seen (never past
+ * max_bytes). */
+static void test_spread(lsync_ctx *ctx) {
+  lsync_entry big[8];
+  char names[8][8];
+  for (int i = 0; i < 8; i++) {
+    snprintf(names[i], sizeof names[i], "big/b%d", i);
+    big[i] = (lsync_entry){.path = names[i],
+                           .path_len = strlen(names[i]),
+                           .type = LSYNC_T_FILE,
+                           .size = 32 << 20,
+                           .nlink = 1,
+                           .ino = (uint64_t)i + 1};
+  }
+  lsync_chunk_opts o = {.mode = LSYNC_CHUNK_LIMITS,
+                        .max_files = 2000,
+                        .max_bytes = 4ULL << 30,
+                        .spread = 16};
+  struct seen s;
+  memset(&s, 0, sizeof s);
+  lsync_chunker *ch;
+  CHECK(lsync_chunker_new(ctx, &o, count_only, &s, &ch) == 0);
+  for (int i = 0; i < 8; i++)
+    CHECK(lsync_chunker_add(ch, &big[i]) == 0);
+  CHECK(lsync_chunker_finish(ch) == 0);
+  lsync_chunker_free(ch);
+  CHECK(s.nchunks == 8); /* 16 MiB floor: each 32 MiB file alone */
+
+  /* Without spread the same files share one chunk (fpsync's limits). */
+  o.spread = 0;
+  memset(&s, 0, sizeof s);
+  CHECK(lsync_chunker_new(ctx, &o, count_only, &s, &ch) == 0);
+  for (int i = 0; i < 8; i++)
+    CHECK(lsync_chunker_add(ch, &big[i]) == 0);
+  CHECK(lsync_chunker_finish(ch) == 0);
+  lsync_chunker_free(ch);
+  CHECK(s.nchunks == 1);
+
+  /* A big tree: the limit follows bytes seen / spread, so late chunks
+   * are bigger than early ones but stay under max_bytes. */
+  struct tree t;
+  tree_make(&t, 20000, 20, 30, 65536);
+  for (size_t i = 0; i < t.n; i++)
+    if (t.e[i].type == LSYNC_T_FILE)
+      t.e[i].size = 1 << 20;
+  o = (lsync_chunk_opts){.mode = LSYNC_CHUNK_LIMITS,
+                         .max_bytes = 1ULL << 30,
+                         .spread = 64,
+                         .min_bytes = 4 << 20};
+  memset(&s, 0, sizeof s);
+  CHECK(feed(ctx, &t, &o, &s) == 0);
+  CHECK(all_once(&s));
+  CHECK(s.nchunks > 4 && s.nchunks < 4096);
+  CHECK(s.bytes[1] <= (4 << 20));
+  CHECK(s.bytes[s.nchunks - 1] > s.bytes[1]);
+  for (unsigned c = 1; c <= s.nchunks; c++)
+    CHECK(s.bytes[c] <= (1ULL << 30));
+  free(s.chunk_of);
+  tree_free(&t);
+}
+
 static int collect_top(void *ud, lsync_chunk *c) {
   struct seen *s = ud;
   unsigned idx = lsync_chunk_index(c);
@@ -470,6 +532,7 @@ int main(void) {
   test_count(ctx);
   test_count_zero_sizes(ctx);
   test_limits(ctx);
+  test_spread(ctx);
   test_toplevel(ctx);
   test_stop_and_errors(ctx);
   test_sizes();

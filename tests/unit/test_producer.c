@@ -20,7 +20,7 @@
 
 #include "check.h"
 
-#define FIND_FORMAT "%y %m %s %T@ %D %i %n %P\\0"
+#define FIND_FORMAT "%y %m %s %T@ %D %i %n %U %G %P\\0%l\\0"
 
 static char scratch[512];
 
@@ -284,7 +284,8 @@ static int same_items(struct items *a, struct items *b, int same_chunks) {
 }
 
 static void find_argv(const char **argv, const char *root) {
-  const char *v[] = {"find",    root,        "-mindepth", "1",
+  /* -mindepth 0: the root's own record must not become an entry. */
+  const char *v[] = {"find",    root,        "-mindepth", "0",
                      "-printf", FIND_FORMAT, NULL};
   memcpy(argv, v, sizeof v);
 }
@@ -353,9 +354,9 @@ static void run_both(lsync_ctx *ctx, const char *root, lsync_chunk_opts co,
 
 static void test_listing(lsync_ctx *ctx, const char *root,
                          const struct items *want) {
-  lsync_chunk_opts modes[3] = {{LSYNC_CHUNK_COUNT, 4, 0, 0},
-                               {LSYNC_CHUNK_LIMITS, 0, 10, 0},
-                               {LSYNC_CHUNK_TOPLEVEL, 0, 0, 0}};
+  lsync_chunk_opts modes[3] = {{.mode = LSYNC_CHUNK_COUNT, .count = 4},
+                               {.mode = LSYNC_CHUNK_LIMITS, .max_files = 10},
+                               {.mode = LSYNC_CHUNK_TOPLEVEL}};
   for (int m = 0; m < 3; m++) {
     struct run crawl = {0}, list = {0};
     run_both(ctx, root, modes[m], NULL, &crawl, &list);
@@ -392,7 +393,7 @@ static void test_filter(lsync_ctx *ctx, const char *root) {
   CHECK(lsync_filter_new(&f) == 0);
   CHECK(lsync_filter_add_rule(f, "- sub1/") == 0);
   CHECK(lsync_filter_add_rule(f, "- *.tmp") == 0);
-  lsync_chunk_opts co = {LSYNC_CHUNK_LIMITS, 0, 7, 0};
+  lsync_chunk_opts co = {.mode = LSYNC_CHUNK_LIMITS, .max_files = 7};
   struct run crawl = {0}, list = {0};
   run_both(ctx, root, co, f, &crawl, &list);
   CHECK(same_items(&list.got, &crawl.got, 0));
@@ -447,17 +448,31 @@ static void test_listing_errors(lsync_ctx *ctx) {
   expect_fail(ctx, "echo 'first' >&2; echo 'last words' >&2; echo >&2; exit 1",
               ": last words");
   expect_fail(ctx, "kill -9 $$", "killed by signal 9");
-  expect_fail(ctx, "printf 'garbage\\0'", "malformed record 1 (bad type)");
-  expect_fail(ctx, "printf 'f 644 1 1.5 1 2 1 ok\\0f 644 x 1 1 2 1 no\\0'",
+  expect_fail(ctx, "printf 'garbage\\0\\0'", "malformed record 1 (bad type)");
+  expect_fail(ctx,
+              "printf 'f 644 1 1.5 1 2 1 0 0 ok\\0\\0"
+              "f 644 x 1 1 2 1 0 0 no\\0\\0'",
               "malformed record 2 (bad size)");
-  expect_fail(ctx, "printf 'f 644 1 1 1 2 1 ok\\0f 644 1 1 1 2 1 cut'",
+  expect_fail(ctx,
+              "printf 'f 644 1 1 1 2 1 0 0 ok\\0\\0f 644 1 1 1 2 1 0 0 cut'",
               "record 2 (truncated");
-  expect_fail(ctx, "printf 'f 644 1 1 1 2 1 ../escape\\0'", "bad path");
-  expect_fail(ctx, "printf 'f 644 1 1 1 2 1 /abs\\0'", "bad path");
-  expect_fail(ctx, "printf 'f 99 1 1 1 2 1 a\\0'", "bad mode");
-  expect_fail(ctx, "printf 'f 644 1 1. 1 2 1 a\\0'", "bad time");
+  /* The path's NUL is there, the link target's is not. */
+  expect_fail(ctx,
+              "printf 'f 644 1 1 1 2 1 0 0 ok\\0\\0l 777 1 1 1 3 1 0 0 l\\0x'",
+              "record 2 (truncated");
+  expect_fail(ctx, "printf 'f 644 1 1 1 2 1 0 0 ../escape\\0\\0'", "bad path");
+  expect_fail(ctx, "printf 'f 644 1 1 1 2 1 0 0 /abs\\0\\0'", "bad path");
+  expect_fail(ctx, "printf 'f 99 1 1 1 2 1 0 0 a\\0\\0'", "bad mode");
+  expect_fail(ctx, "printf 'f 644 1 1. 1 2 1 0 0 a\\0\\0'", "bad time");
+  expect_fail(ctx, "printf 'f 644 1 1 1 2 1 x 0 a\\0\\0'", "bad uid");
+  expect_fail(ctx, "printf 'f 644 1 1 1 2 1 0 4294967296 a\\0\\0'", "bad gid");
+  /* The old format (no owners, no target): caught, not misread. */
+  expect_fail(ctx, "printf 'f 644 1 1 1 2 1 a\\0f 644 1 1 1 3 1 b\\0'",
+              "malformed record 1 (bad uid)");
+  expect_fail(ctx, "printf 'f 644 1 1 1 2 1 0 0 a\\0oops\\0'",
+              "link target on a non-symlink");
   /* A failed command explains a cut record better than the parser. */
-  expect_fail(ctx, "printf 'f 644 1 1 1 2 1 cut'; echo oops >&2; exit 3",
+  expect_fail(ctx, "printf 'f 644 1 1 1 2 1 0 0 cut'; echo oops >&2; exit 3",
               "(exit 3): oops");
 
   /* Odd but valid records: spaces in names, negative and long times, the
@@ -465,9 +480,10 @@ static void test_listing_errors(lsync_ctx *ctx) {
    * successful command is logged as a warning. */
   const char *argv[] = {
       "sh", "-c",
-      "printf 'd 755 4096 1.0 1 1 3 \\0f 644 5 -1.25 1 7 1 a b\\0"
-      "d 755 4096 1700000000.1234567890 1 8 2 dir\\0"
-      "U 0 0 0 1 9 1 dir/odd\\0l 777 3 5 1 10 1 dir/ln\\0'; "
+      "printf 'd 755 4096 1.0 1 1 3 0 0 \\0\\0f 644 5 -1.25 1 7 1 10 20 a "
+      "b\\0\\0"
+      "d 755 4096 1700000000.1234567890 1 8 2 4294967295 0 dir\\0\\0"
+      "U 0 0 0 1 9 1 0 0 dir/odd\\0\\0l 777 3 5 1 10 1 0 0 dir/ln\\0a b\\0'; "
       "echo 'careful now' >&2",
       NULL};
   lsync_ctx_set_log(ctx, log_cb, NULL, LSYNC_LOG_DEBUG);

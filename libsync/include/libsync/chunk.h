@@ -56,6 +56,13 @@ typedef struct lsync_chunk_opts {
   unsigned count;     /* COUNT: number of chunks (>= 1) */
   uint64_t max_files; /* LIMITS: 0 = no limit */
   uint64_t max_bytes; /* LIMITS: 0 = no limit (not both 0) */
+  /* LIMITS, 0 = off: a streamed crawl does not know the tree's size, so
+   * with spread N a chunk also closes at max(min_bytes, bytes placed so
+   * far / N) when that is below max_bytes.  A small tree then still
+   * spreads over the workers (a handful of big files do not all land in
+   * the first chunk), and chunks grow with the tree up to max_bytes. */
+  unsigned spread;
+  uint64_t min_bytes; /* with spread: 0 means 16 MiB */
 } lsync_chunk_opts;
 
 typedef struct lsync_chunk lsync_chunk;

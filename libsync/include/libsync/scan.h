@@ -57,6 +57,12 @@ typedef struct lsync_entry {
   uint64_t dev;
   uint64_t ino;
   uint64_t nlink;
+  uint32_t uid, gid; /* numeric owner */
+  /* A symlink's target as a listing command printed it (NUL-terminated,
+   * valid as long as the entry), or NULL: a crawl does not read links
+   * (one system call each), whoever needs a target reads it. */
+  const char *link_target;
+  size_t link_target_len;
 } lsync_entry;
 
 /* Called on the consumer's thread, from lsync_scan_next(), once per path
