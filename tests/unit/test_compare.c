@@ -131,6 +131,21 @@ static void rm_tree(const char *root) {
   nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* A new scratch directory holding the sample source tree. */
+static void fresh_trees(void) {
+  rm_tree(scratch);
+  if (mkdir(scratch, 0700) < 0)
+    die("mkdir", scratch);
+  make_tree(src);
+}
+
+/* The destination: what rsync -aH makes of the source. */
+static void copy_src_to_dst(void) {
+  char cmd[2048];
+  snprintf(cmd, sizeof cmd, "rsync -aH '%s/' '%s/'", src, dst);
+  sh(cmd);
+}
+
 /* Change something inside dir without changing dir's own mtime. */
 #define KEEPING_DIR_TIME(dir, stmt)                                            \
   do {                                                                         \
@@ -454,13 +469,8 @@ static void check_run(lsync_ctx *ctx, const struct scenario *sc, int sl, int dl,
 }
 
 static void run_scenario(lsync_ctx *ctx, const struct scenario *sc) {
-  rm_tree(scratch);
-  if (mkdir(scratch, 0700) < 0)
-    die("mkdir", scratch);
-  make_tree(src);
-  char cmd[2048];
-  snprintf(cmd, sizeof cmd, "rsync -aH '%s/' '%s/'", src, dst);
-  sh(cmd);
+  fresh_trees();
+  copy_src_to_dst();
   sc->change();
   char to[700];
   snprintf(to, sizeof to, "%s%s", dst, sc->no_dest ? "/missing" : "");
@@ -533,13 +543,8 @@ static void test_file_dest(lsync_ctx *ctx) {
 
 /* Identical trees in every chunk mode; COUNT hands out its chunks empty. */
 static void test_modes(lsync_ctx *ctx) {
-  rm_tree(scratch);
-  if (mkdir(scratch, 0700) < 0)
-    die("mkdir", scratch);
-  make_tree(src);
-  char cmd[2048];
-  snprintf(cmd, sizeof cmd, "rsync -aH '%s/' '%s/'", src, dst);
-  sh(cmd);
+  fresh_trees();
+  copy_src_to_dst();
   uint64_t n, bytes;
   count_tree(ctx, src, &n, &bytes);
   lsync_chunk_opts modes[] = {{.mode = LSYNC_CHUNK_COUNT, .count = 3},
@@ -576,17 +581,12 @@ static void test_owners(lsync_ctx *ctx) {
 
 /* As root, where the container allows it: a device is always sent. */
 static void test_device(lsync_ctx *ctx) {
-  rm_tree(scratch);
-  if (mkdir(scratch, 0700) < 0)
-    die("mkdir", scratch);
-  make_tree(src);
+  fresh_trees();
   if (mknod(at(src, "b/null"), S_IFCHR | 0600, makedev(1, 3)) < 0) {
     printf("devices: skipped (mknod: %s)\n", strerror(errno));
     return;
   }
-  char cmd[2048];
-  snprintf(cmd, sizeof cmd, "rsync -aH '%s/' '%s/'", src, dst);
-  sh(cmd);
+  copy_src_to_dst();
   /* Identical in all that is listed (rsync does not always copy a
    * device's mtime), yet sent: rdev is not listed. */
   set_mtime(at(dst, "b/null"), mtime_of(at(src, "b/null")));
@@ -616,9 +616,7 @@ static void test_shared_inode(lsync_ctx *ctx) {
   stamp = 0;
   nftw(src, stamp_one, 16, FTW_DEPTH | FTW_PHYS);
   set_mtime(at(src, "h/q"), mtime_of(at(src, "h/x")));
-  char cmd[2048];
-  snprintf(cmd, sizeof cmd, "rsync -aH '%s/' '%s/'", src, dst);
-  sh(cmd);
+  copy_src_to_dst();
   KEEPING_DIR_TIME(at(dst, "h"), {
     if (unlink(at(dst, "h/q")) < 0 || unlink(at(dst, "h/x.ex")) < 0 ||
         unlink(at(dst, "h/q.ex")) < 0 || link(at(dst, "h/x"), at(dst, "h/q")))
@@ -655,13 +653,8 @@ static double now_s(void) {
 
 /* Failing destinations, and stopping while the destination is read. */
 static void test_failures(lsync_ctx *ctx) {
-  rm_tree(scratch);
-  if (mkdir(scratch, 0700) < 0)
-    die("mkdir", scratch);
-  make_tree(src);
-  char cmd[2048];
-  snprintf(cmd, sizeof cmd, "rsync -aH '%s/' '%s/'", src, dst);
-  sh(cmd);
+  fresh_trees();
+  copy_src_to_dst();
   lsync_producer_opts o;
   lsync_producer_opts_init(&o);
   o.chunk = (lsync_chunk_opts)LIMITS;
