@@ -516,11 +516,17 @@ end
 -- The trailing slash follows a symlinked root, as rsync does.
 local FIND_FORMAT = "%y %m %s %T@ %D %i %n %U %G %P\\0%l\\0"
 
-function Job:listing_argv(ep, missing_ok)
-  local argv = self:rsh_argv(0)
+-- A remote endpoint's path as a word for the remote shell's commands:
+-- "" is the login directory, and a leading "-" must not read as an option.
+local function remote_word(ep)
   local path = ep.path == "" and "." or ep.path
   if path:sub(1, 1) == "-" then path = "./" .. path end
-  path = shq(with_slash(path))
+  return path
+end
+
+function Job:listing_argv(ep, missing_ok)
+  local argv = self:rsh_argv(0)
+  local path = shq(with_slash(remote_word(ep)))
   local cmd = "find " .. path .. " -mindepth 0 -printf " .. shq(FIND_FORMAT)
   -- A destination not made yet is an empty one.
   if missing_ok then cmd = "test -d " .. path .. " || exit 0; " .. cmd end
@@ -620,10 +626,8 @@ function Job:root_pass()
     -- One command on the remote shell costs no rsync protocol round
     -- trips; the final pass sets the directory's attributes (a new one
     -- differs from the source's).
-    local path = self.dst.path == "" and "." or self.dst.path
-    if path:sub(1, 1) == "-" then path = "./" .. path end
     local argv = self:rsh_argv(1)
-    append(argv, { self.dst.host, "mkdir -p " .. shq(path) })
+    append(argv, { self.dst.host, "mkdir -p " .. shq(remote_word(self.dst)) })
     return self:run_pass("root", argv)
   end
   local a = rsync_base(self, 1)
