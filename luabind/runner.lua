@@ -396,23 +396,33 @@ function Job:run_chunk(ch, slot)
   end
 end
 
--- Feeding chunks to slots: the queue holds at most a few chunks per
--- slot so a streaming producer is throttled by the transfers.
+-- Feeding chunks to slots: the queue holds at most four chunks per slot
+-- so a streaming producer is throttled by the transfers, yet slots have
+-- a choice (see pop).
 function Job:push(ch)
   self.queue[#self.queue + 1] = ch
   self.chunks_known = self.chunks_known + 1
   self.cond:notify()
 end
 
+-- A chunk's expected cost, in bytes: a file costs rsync about as much as
+-- 32 KiB of data whatever its size (a round trip or two on a WAN link, a
+-- few system calls and a process switch locally), so 2000 small files
+-- weigh more than one 32 MiB file.  Ordering by bytes alone ran the big
+-- files first and left the small-file chunks, which are bound by latency
+-- rather than by bandwidth, to a tail with idle slots.
+local PER_FILE_COST = 32 * 1024
+local function cost(ch) return ch.bytes + ch.files * PER_FILE_COST end
+
 function Job:pop()
   while true do
     if self.stopping then return nil end
     if #self.queue > 0 then
-      -- The biggest waiting chunk first: the small ones then fill the
-      -- tail, where a big one would keep one slot busy alone.
+      -- The costliest waiting chunk first: the cheap ones then fill the
+      -- tail, where a costly one would keep one slot busy alone.
       local best = 1
       for i = 2, #self.queue do
-        if self.queue[i].bytes > self.queue[best].bytes then best = i end
+        if cost(self.queue[i]) > cost(self.queue[best]) then best = i end
       end
       local ch = table.remove(self.queue, best)
       self.cond:notify()
@@ -461,7 +471,7 @@ function Job:feed_from_producer(base)
   local p = self.producer
   local dirs, seen = {}, {}
   while true do
-    while #self.queue >= self.workers and not self.stopping do
+    while #self.queue >= 4 * self.workers and not self.stopping do
       self.cond:wait()
     end
     if self.stopping then break end
@@ -620,6 +630,20 @@ function Job:root_pass()
       { "mkdir", "--", spec(self.dst) }))
   end
   if self.dst.kind == "local" and sp.file_type(self.dst.path) == "dir" then
+    return true
+  end
+  if self.dst.kind == "local" and not self.cfg.dry_run then
+    -- Made here, as mkdir -p would; an rsync --mkpath pass from a remote
+    -- source would cost a whole protocol run over the link first.  The
+    -- final pass sets its attributes.
+    local ok, err = sp.mkdir(self.dst.path, tonumber("777", 8), true)
+    if ok and sp.file_type(self.dst.path) ~= "dir" then
+      ok, err = false, "exists and is not a directory"
+    end
+    if not ok then
+      return false, string.format("root: cannot make %s: %s", self.dst.path,
+        err)
+    end
     return true
   end
   if self.dst.kind == "ssh" and not self.cfg.dry_run then
