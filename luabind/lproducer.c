@@ -10,6 +10,7 @@
  *     -- quick check: drop entries rsync -a would leave alone
  *     dest_root = "/data/dst",            -- or dest_list_argv = { ... }
  *     check_uid = false, check_gid = false,
+ *     keep_dir_times = false,             -- a listing: for set_dir_times
  *   })
  *   while true do
  *     local c, err = p:next()             -- in a task; waits for a chunk
@@ -18,6 +19,11 @@
  *   p:stats()  -- { entries, dirs, bytes, excluded, errors, and the quick
  *              --   check's: compared, unchanged, unchanged_bytes,
  *              --   extraneous, dest_entries, dest_errors, root_changed }
+ *
+ *   p:set_dir_times(dest_root, list, check_uid, check_gid)
+ *              -- once p:next() returned nil: set the listed directories'
+ *              -- times (list: NUL-terminated paths, "." the root) ->
+ *              -- count | nil, msg, code (see lsync_producer_set_dir_times)
  *
  * The quick check's counts are zeros (compared and root_changed false)
  * without a destination; extraneous and root_changed are final once
@@ -97,6 +103,8 @@ static int l_producer(lua_State *L) {
   o.check_uid = lua_toboolean(L, -1);
   lua_getfield(L, 1, "check_gid");
   o.check_gid = lua_toboolean(L, -1);
+  lua_getfield(L, 1, "keep_dir_times");
+  o.keep_dir_times = lua_toboolean(L, -1);
   lua_getfield(L, 1, "max_queued");
   o.max_queued = (unsigned)luaL_optinteger(L, -1, 0);
 
@@ -165,6 +173,23 @@ static int p_stats(lua_State *L) {
   return 1;
 }
 
+/* p:set_dir_times(dest_root, list [, check_uid, check_gid]) -> count |
+ * nil, msg, code */
+static int p_set_dir_times(lua_State *L) {
+  lproducer *u = check(L);
+  const char *root = luaL_checkstring(L, 2);
+  size_t len;
+  const char *list = luaL_checklstring(L, 3, &len);
+  uint64_t n;
+  int rc = lsync_producer_set_dir_times(u->p, root, list, len,
+                                        lua_toboolean(L, 4),
+                                        lua_toboolean(L, 5), &n);
+  if (rc < 0)
+    return lb_fail(L, rc, lsync_ctx_errmsg(lb_ctx(L)));
+  lua_pushinteger(L, (lua_Integer)n);
+  return 1;
+}
+
 static int p_close(lua_State *L) {
   lproducer *u = luaL_checkudata(L, 1, PRODUCER_MT);
   if (u->p) {
@@ -176,7 +201,11 @@ static int p_close(lua_State *L) {
 
 void lb_producer_open(lua_State *L) {
   static const luaL_Reg methods[] = {
-      {"next", p_next}, {"stats", p_stats}, {"close", p_close}, {NULL, NULL}};
+      {"next", p_next},
+      {"stats", p_stats},
+      {"set_dir_times", p_set_dir_times},
+      {"close", p_close},
+      {NULL, NULL}};
   luaL_newmetatable(L, PRODUCER_MT);
   luaL_newlib(L, methods);
   lua_setfield(L, -2, "__index");

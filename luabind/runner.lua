@@ -516,7 +516,11 @@ function Job:feed_from_producer(base)
     self.journal:commit()
     self.scan_done = true
   end
-  p:close()
+  if self.keep_dir_times and self.scan_done then
+    self.times_from = p -- closed after the final pass
+  else
+    p:close()
+  end
   self.feeding_done = true
   self.cond:notify()
 end
@@ -575,6 +579,38 @@ function Job:quick_check()
   return true
 end
 
+-- rsync options under which rsync's final pass would do more to a
+-- directory than set its time, or nothing at all: with them a pull keeps
+-- that pass instead of setting the times itself.
+local DIR_TIMES_UNSAFE = {
+  ["--omit-dir-times"] = true, ["--no-times"] = true, ["--no-t"] = true,
+  ["--chmod"] = true, ["--no-perms"] = true, ["--no-p"] = true,
+  ["--acls"] = true, ["--xattrs"] = true, ["--super"] = true,
+  ["--fake-super"] = true, ["--chown"] = true, ["--usermap"] = true,
+  ["--groupmap"] = true, ["--dry-run"] = true, ["--list-only"] = true,
+  ["--only-write-batch"] = true,
+}
+local DIR_TIMES_UNSAFE_SHORT = "OAXn"
+
+-- Whether a pull may end by setting directory times from the listing
+-- (no rsync run over the link) rather than by the final rsync pass.
+function Job:local_dir_times()
+  local cfg = self.cfg
+  if self.tool ~= "rsync" or cfg.dry_run or self.src.kind ~= "ssh" or
+      self.dst.kind ~= "local" then
+    return false
+  end
+  for _, o in ipairs(cfg.rsync_opts or {}) do
+    local long = o:match("^(%-%-[^=]+)")
+    if long and DIR_TIMES_UNSAFE[long] then return false end
+    local short = o:match("^%-(%a+)$")
+    if short and short:find("[" .. DIR_TIMES_UNSAFE_SHORT .. "]") then
+      return false
+    end
+  end
+  return true
+end
+
 function Job:start_producer()
   local cfg = self.cfg
   local o = { chunks = cfg.chunks, exclude = cfg.exclude,
@@ -585,6 +621,7 @@ function Job:start_producer()
   else
     o.list_argv = self:listing_argv(self.src, false)
   end
+  o.keep_dir_times = self:local_dir_times()
   if self:quick_check() then
     if self.dst.kind == "local" then
       o.dest_root = self.dst.path
@@ -599,6 +636,7 @@ function Job:start_producer()
   local p, err, code = sp.producer(o)
   if not p then return nil, err, code end
   self.producer = p
+  self.keep_dir_times = o.keep_dir_times
   return true
 end
 
@@ -697,11 +735,32 @@ function Job:final_pass()
   -- two rules keep only its directories (which the plan's own filters,
   -- first, may still exclude).
   local rec = self.journal:chunk_get(self.id, 0)
+  local list = (rec and rec.list or "") .. ".\0"
+  local tf = self.times_from
+  if tf then
+    -- A pull: the listing gave every directory's time, so set them here
+    -- unless deletions changed other directories (or the root differs by
+    -- more than its time: see set_dir_times).
+    self.times_from = nil
+    local n, why
+    if deleted then
+      why = "deletions"
+    else
+      -- rsync -a keeps the owner only as root, the group always.
+      n, why = tf:set_dir_times(self.dst.path, list, sp.geteuid() == 0, true)
+    end
+    tf:close()
+    if n then
+      self.dir_times_set = n
+      return true
+    end
+    self.dir_times_fallback = why
+  end
   local a = rsync_base(self, 1)
   append(a, filter_args(cfg))
   append(a, { "--include=/*/", "--exclude=/*", "--files-from=-", "--from0",
     "--", spec(self.src), spec(self.dst) })
-  return self:run_pass("final", a, (rec and rec.list or "") .. ".\0")
+  return self:run_pass("final", a, list)
 end
 
 -- Stop taking chunks; running ones stop (SIGTERM, then SIGKILL).
@@ -749,6 +808,7 @@ function Job:summary(code)
     chunks_done = self.chunks_done, failed = #self.failed,
     bytes = st.bytes, files = st.files, retries = self.retries,
     unchanged = self.cmp and self.cmp.unchanged or plan.null,
+    dir_times_set = self.dir_times_set or plan.null,
     elapsed = st.elapsed })
 end
 
@@ -768,6 +828,10 @@ function Job:main(resume_chunks)
   end
   local function finish(code, state)
     for _, s in ipairs(sigs) do s:stop() end
+    if self.times_from then
+      self.times_from:close()
+      self.times_from = nil
+    end
     if ticker then ticker:stop() end
     self:close_mux()
     self.journal:run_set_state(self.id, state, code)

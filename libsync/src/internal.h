@@ -63,6 +63,12 @@ int lsync__path_cmp(const char *a, size_t alen, const char *b, size_t blen);
 int lsync__scan_open_collecting(lsync_ctx *ctx, const char *root,
                                 const lsync_scan_opts *opts, lsync_scan **out);
 
+/* openat(rootfd, path) with no symlink followed in any component of path
+ * (relative, NUL-terminated, len = strlen(path); "" is the root itself); O_NOFOLLOW and O_CLOEXEC
+ * are added to flags.  A path too long for one call is walked a component
+ * at a time.  -1 and errno as openat. */
+int lsync__open_below(int rootfd, const char *path, size_t len, int flags);
+
 /* Sort chunk items in path order (lsync__path_cmp), in place. */
 void lsync__sort_items(lsync_chunk_item *a, size_t n);
 

@@ -29,6 +29,7 @@
 #include <uv.h>
 
 #include "compare.h"
+#include "dirtimes.h"
 #include "listing.h"
 
 #define DEFAULT_QUEUED 4
@@ -54,6 +55,7 @@ struct lsync_producer {
   lsync_scan *scan;     /* a crawl, or ... */
   lsync__listing *list; /* ... a listing command */
   lsync__compare *cmp;  /* the quick check, or NULL */
+  lsync__dirtimes *dtimes; /* keep_dir_times: the thread's until it ends */
   lsync_scan_stats tstats;
   pthread_t thread;
   atomic_int stop;
@@ -158,6 +160,9 @@ static int read_source(lsync_producer *p) {
   while ((rc = source_next(p, &e)) > 0) {
     if (atomic_load(&p->stop))
       return LSYNC_ECANCELED;
+    if (p->dtimes && e->type == LSYNC_T_DIR &&
+        lsync__dirtimes_add(p->dtimes, e) < 0)
+      return lsync__fail(p->tctx, LSYNC_ENOMEM, "out of memory");
     int v = p->cmp ? lsync__compare_entry(p->cmp, e) : LSYNC__CMP_SEND;
     if (v < 0)
       return v;
@@ -179,11 +184,23 @@ static int finish_compare(lsync_producer *p) {
   return lsync__compare_finish(p->cmp, send_entry, p);
 }
 
+/* The listing's root record, for the directory times. */
+static int keep_root_time(lsync_producer *p) {
+  lsync_entry root;
+  if (!p->dtimes || !lsync__listing_root(p->list, &root))
+    return 0;
+  return lsync__dirtimes_add(p->dtimes, &root) < 0
+             ? lsync__fail(p->tctx, LSYNC_ENOMEM, "out of memory")
+             : 0;
+}
+
 static void *producer_main(void *arg) {
   lsync_producer *p = arg;
   int rc = p->cmp ? lsync__compare_load(p->cmp, &p->stop, tick, p) : 0;
   if (rc == 0)
     rc = read_source(p);
+  if (rc == 0)
+    rc = keep_root_time(p);
   if (rc == 0 && p->cmp)
     rc = finish_compare(p);
   if (rc == 0)
@@ -259,6 +276,7 @@ static void on_close(uv_handle_t *h) {
  * have ended (or never started). */
 static void release(lsync_producer *p) {
   lsync__compare_close(p->cmp);
+  lsync__dirtimes_free(p->dtimes);
   lsync__listing_close(p->list);
   lsync_scan_close(p->scan);
   lsync_chunker_free(p->ch);
@@ -317,6 +335,9 @@ static int open_source(lsync_producer *p, const lsync_producer_opts *o) {
     rc = lsync_scan_open(p->tctx, o->root, &sopts, &p->scan);
   else
     rc = lsync__scan_open_collecting(p->tctx, o->root, &sopts, &p->scan);
+  if (rc == 0 && o->keep_dir_times && o->list_argv &&
+      !(p->dtimes = lsync__dirtimes_new()))
+    rc = lsync__fail(p->tctx, LSYNC_ENOMEM, "out of memory");
   if (rc == 0 && (o->dest_root || o->dest_list_argv)) {
     rc = lsync__compare_open(p->tctx, o, &p->cmp);
     p->cstats.enabled = rc == 0; /* no thread yet: no lock */
@@ -432,6 +453,29 @@ void lsync_producer_compare_stats(lsync_producer *p, lsync_compare_stats *out) {
   pthread_mutex_lock(&p->mu);
   *out = p->cstats;
   pthread_mutex_unlock(&p->mu);
+}
+
+int lsync_producer_set_dir_times(lsync_producer *p, const char *dest_root,
+                                 const char *list, size_t len, int check_uid,
+                                 int check_gid, uint64_t *nset) {
+  uint64_t n = 0;
+  pthread_mutex_lock(&p->mu);
+  int finished = p->finished, status = p->status;
+  pthread_mutex_unlock(&p->mu);
+  int rc;
+  if (!p->dtimes)
+    rc = lsync__fail(p->ctx, LSYNC_EINVAL,
+                     "directory times: not kept (a listing with "
+                     "keep_dir_times only)");
+  else if (!finished || status != 0)
+    rc = lsync__fail(p->ctx, LSYNC_EBUSY,
+                     "directory times: the listing has not ended well");
+  else
+    rc = lsync__dirtimes_apply(p->ctx, p->dtimes, dest_root, list, len,
+                               check_uid, check_gid, &n);
+  if (nset)
+    *nset = n;
+  return rc;
 }
 
 void lsync_producer_free(lsync_producer *p) {

@@ -329,52 +329,9 @@ static int walker_defer_dir(struct walker *w, const char *path, size_t len) {
   return 0;
 }
 
-/* openat(2) with no symlink anywhere in the path (openat2 and
- * RESOLVE_NO_SYMLINKS, Linux 5.6): O_NOFOLLOW guards only the last
- * component, and a parent swapped for a symlink after it was read must
- * not lead the crawl out of the tree.  Older kernels get plain openat. */
-static int open_beneath(int dirfd, const char *path, int flags) {
-#ifdef SYS_openat2
-  struct {
-    uint64_t flags, mode, resolve;
-  } how = {(uint64_t)flags, 0, 0x04 /* RESOLVE_NO_SYMLINKS */};
-  long fd = syscall(SYS_openat2, dirfd, path, &how, sizeof how);
-  if (fd >= 0 || (errno != ENOSYS && errno != EPERM))
-    return (int)fd;
-#endif
-  return openat(dirfd, path, flags);
-}
-
-/* Open a directory below the root.  Paths too long for one openat() are
- * opened one component at a time. */
+/* Open a directory below the root. */
 static int open_dir(lsync_scan *s, const char *path, size_t len) {
-  const int flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
-  if (len == 0)
-    return openat(s->rootfd, ".", flags);
-  int fd = open_beneath(s->rootfd, path, flags);
-  if (fd >= 0 || errno != ENAMETOOLONG)
-    return fd;
-  fd = dup(s->rootfd);
-  const char *p = path, *end = path + len;
-  while (fd >= 0 && p < end) {
-    const char *slash = memchr(p, '/', (size_t)(end - p));
-    size_t n = slash ? (size_t)(slash - p) : (size_t)(end - p);
-    char name[NAME_MAX + 1];
-    if (n > NAME_MAX) {
-      close(fd);
-      errno = ENAMETOOLONG;
-      return -1;
-    }
-    memcpy(name, p, n);
-    name[n] = '\0';
-    int next = openat(fd, name, flags);
-    int saved = errno;
-    close(fd);
-    errno = saved;
-    fd = next;
-    p += n + 1;
-  }
-  return fd;
+  return lsync__open_below(s->rootfd, path, len, O_RDONLY | O_DIRECTORY);
 }
 
 static int walker_path(struct walker *w, const struct dir_item *dir,

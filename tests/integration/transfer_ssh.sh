@@ -16,6 +16,35 @@ expect_status 0 "$SYNCPLAN" copy "$SSH_HOST:$work/src/" "$work/pulled/" \
   -e "$SSH_RSH" -j 3 --files 25
 check_same "$work/src" "$work/pulled"
 
+# A pull ends by setting directory times from the listing, with no rsync
+# pass over the link (no final.log); the oracle checks the times.
+finish_field() { # FIELD: from the finish event in $work/out
+  jq -r "select(.event == \"finish\") | .$1" "$work/out"
+}
+final_log() { echo "$SYNCPLAN_STATE_DIR/logs/$(job_id "$work/err")/final.log"; }
+need jq
+expect_status 0 "$SYNCPLAN" copy "$SSH_HOST:$work/src/" "$work/pulled3/" \
+  -e "$SSH_RSH" -j 3 --files 25 --json
+check_same "$work/src" "$work/pulled3"
+[ "$(finish_field dir_times_set)" -gt 10 ] ||
+  fail "pull did not set directory times itself: $(finish_field dir_times_set)"
+[ ! -e "$(final_log)" ] || fail "pull ran an rsync final pass"
+
+# The root's mode differs (only rsync sets that), or deletions changed
+# directories: the rsync final pass runs, and the tree still matches.
+chmod 0700 "$work/pulled3"
+touch "$work/pulled3/extra"
+expect_status 0 "$SYNCPLAN" copy "$SSH_HOST:$work/src/" "$work/pulled3/" \
+  -e "$SSH_RSH" -j 3 --files 25 --json
+[ "$(finish_field dir_times_set)" = null ] || fail "root mode ignored"
+[ -e "$(final_log)" ] || fail "no rsync final pass for a changed root"
+"$TREECMP" -x extra "$work/src" "$work/pulled3" >"$work/diff" 2>&1 ||
+  fail "root mode not set by the final pass: $(head -3 "$work/diff")"
+expect_status 0 "$SYNCPLAN" copy "$SSH_HOST:$work/src/" "$work/pulled3/" \
+  -e "$SSH_RSH" -j 3 --files 25 --json --delete
+[ "$(finish_field dir_times_set)" = null ] || fail "deletions ignored"
+check_same "$work/src" "$work/pulled3"
+
 # Excludes apply to the remote listing too: an excluded directory's
 # subtree is not pulled.
 mkdir -p "$work/src2/keep" "$work/src2/skip/deep"

@@ -7,6 +7,7 @@
  * the loop alive forever hangs the test (ctest's timeout fails it).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -657,6 +658,110 @@ static void test_start_errors(lsync_ctx *ctx, const char *root) {
   expect_start_error(ctx, &o, LSYNC_ENOENT, "no-such-command-for-syncplan");
 }
 
+/* ---- (7) directory times from a listing ---------------------------------- */
+
+static struct timespec mtime_of(const char *root, const char *rel) {
+  char p[4096];
+  struct stat st;
+  at(p, sizeof p, root, rel);
+  if (lstat(p, &st) < 0)
+    die("lstat", p);
+  return st.st_mtim;
+}
+
+static int same_time(struct timespec a, struct timespec b) {
+  return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+
+static void set_old_time(const char *root, const char *rel) {
+  char p[4096];
+  const struct timespec ts[2] = {{0, UTIME_OMIT}, {1000, 5}};
+  at(p, sizeof p, root, rel);
+  if (utimensat(AT_FDCWD, p, ts, AT_SYMLINK_NOFOLLOW) < 0)
+    die("utimensat", p);
+}
+
+static void test_dir_times(lsync_ctx *ctx, const char *root) {
+  char dst[1024], outside[1024], cmd[4096], p[4096];
+  snprintf(dst, sizeof dst, "%s/times-dst", scratch);
+  snprintf(outside, sizeof outside, "%s/outside", scratch);
+  snprintf(cmd, sizeof cmd, "cp -a '%s' '%s' && mkdir -p '%s/sub0'", root,
+           dst, outside);
+  if (system(cmd) != 0)
+    die("cp -a", dst);
+  const char *argv[8];
+  find_argv(argv, root);
+  struct run r = {0};
+  lsync_producer_opts o = base_opts(&r);
+  o.list_argv = argv;
+  o.chunk.mode = LSYNC_CHUNK_LIMITS;
+  o.chunk.max_files = 50;
+  o.keep_dir_times = 1;
+  CHECK(lsync_producer_start(ctx, &o, &r.p) == 0);
+  lsync_run(ctx, LSYNC_RUN_DEFAULT);
+  CHECK(r.done && r.status == 0);
+
+  /* Times that chunks disturbed come back, the root's too. */
+  const char *dirs[] = {"d0", "d0/sub1", "d9/sub2", ""};
+  for (size_t i = 0; i < 4; i++)
+    set_old_time(dst, dirs[i]);
+  static const char list[] = "d0\0d0/sub1\0d9/sub2\0.\0";
+  uint64_t n = 0;
+  CHECK(lsync_producer_set_dir_times(r.p, dst, list, sizeof list - 1, 0, 0,
+                                     &n) == 0);
+  CHECK(n == 4);
+  for (size_t i = 0; i < 4; i++)
+    CHECK(same_time(mtime_of(dst, dirs[i]), mtime_of(root, dirs[i])));
+
+  /* A name the listing did not have: nothing guessed. */
+  static const char unknown[] = "d0\0nosuch\0";
+  CHECK(lsync_producer_set_dir_times(r.p, dst, unknown, sizeof unknown - 1, 0,
+                                     0, &n) == LSYNC_ENOENT);
+  CHECK(n == 1);
+
+  /* A directory swapped for a symlink is not followed out of the tree:
+   * below it nothing is set, and at it only the link itself is. */
+  struct timespec before = mtime_of(outside, "sub0");
+  struct timespec before_top = mtime_of(outside, "");
+  snprintf(cmd, sizeof cmd, "rm -rf '%s/d1' && ln -s '%s' '%s/d1'", dst,
+           outside, dst);
+  if (system(cmd) != 0)
+    die("ln -s", dst);
+  static const char through[] = "d1/sub0\0";
+  CHECK(lsync_producer_set_dir_times(r.p, dst, through, sizeof through - 1, 0,
+                                     0, &n) < 0);
+  CHECK(same_time(mtime_of(outside, "sub0"), before));
+  static const char at_link[] = "d1\0";
+  lsync_producer_set_dir_times(r.p, dst, at_link, sizeof at_link - 1, 0, 0,
+                               &n);
+  CHECK(same_time(mtime_of(outside, ""), before_top));
+
+  /* A root whose mode differs needs rsync: refused, time untouched. */
+  set_old_time(dst, "");
+  at(p, sizeof p, dst, "");
+  CHECK(chmod(p, 0700) == 0);
+  static const char root_only[] = ".\0";
+  CHECK(lsync_producer_set_dir_times(r.p, dst, root_only,
+                                     sizeof root_only - 1, 0, 0,
+                                     &n) == LSYNC_EINVAL);
+  CHECK(mtime_of(dst, "").tv_sec == 1000);
+  lsync_producer_free(r.p);
+  items_free(&r.got);
+
+  /* Without keep_dir_times there is nothing to set from. */
+  struct run r2 = {0};
+  o = base_opts(&r2);
+  o.list_argv = argv;
+  o.chunk.mode = LSYNC_CHUNK_COUNT;
+  o.chunk.count = 2;
+  CHECK(lsync_producer_start(ctx, &o, &r2.p) == 0);
+  lsync_run(ctx, LSYNC_RUN_DEFAULT);
+  CHECK(lsync_producer_set_dir_times(r2.p, dst, list, sizeof list - 1, 0, 0,
+                                     NULL) == LSYNC_EINVAL);
+  lsync_producer_free(r2.p);
+  items_free(&r2.got);
+}
+
 int main(void) {
   const char *tmp = getenv("TMPDIR");
   snprintf(scratch, sizeof scratch, "%s/test_producer.XXXXXX",
@@ -684,6 +789,7 @@ int main(void) {
   test_backpressure(ctx, flat);
   test_free(ctx, tree);
   test_start_errors(ctx, tree);
+  test_dir_times(ctx, tree);
 
   items_free(&want);
   lsync_ctx_free(ctx);

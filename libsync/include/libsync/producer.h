@@ -97,6 +97,10 @@ typedef struct lsync_producer_opts {
   const char *dest_root;
   const char *const *dest_list_argv;
   int check_uid, check_gid; /* compare owners (rsync keeps them) */
+  /* A listing only: keep every listed directory's mtime (and the root's
+   * attributes) for lsync_producer_set_dir_times.  About 40 bytes per
+   * directory plus its path, held until the producer is freed. */
+  int keep_dir_times;
 } lsync_producer_opts;
 
 /* Zero the options, default scan options, max_queued 4. */
@@ -146,6 +150,25 @@ typedef struct lsync_compare_stats {
  * and root_changed are only meaningful then. */
 LSYNC_API void lsync_producer_compare_stats(lsync_producer *p,
                                             lsync_compare_stats *out);
+
+/* A pull's last step without a round trip: once a producer started with
+ * keep_dir_times has finished well (lsync_producer_done gave status 0),
+ * set the mtime of every directory named in list (len bytes of
+ * NUL-terminated paths relative to dest_root, a local directory; "." is
+ * dest_root itself) to the time its listing record gave.  No symlink is
+ * followed.  It stops at the first failure, with a message on the
+ * producer's context: a name with no record (LSYNC_ENOENT), one that
+ * cannot be set, a root whose permission bits differ from the source
+ * root's, or whose owner or group does when check_uid or check_gid asks
+ * (LSYNC_EINVAL: only a transfer can make the root right), or a producer
+ * without times or not finished well (LSYNC_EINVAL, LSYNC_EBUSY).  The
+ * caller then falls back to rsync.  *nset (may be NULL) counts the
+ * directories set. */
+LSYNC_API int lsync_producer_set_dir_times(lsync_producer *p,
+                                           const char *dest_root,
+                                           const char *list, size_t len,
+                                           int check_uid, int check_gid,
+                                           uint64_t *nset);
 
 LSYNC_API void lsync_producer_free(lsync_producer *p);
 
