@@ -189,8 +189,11 @@ local function cmd_copy(args)
     end
     if o.count then t.chunks = { count = int("-n", o.count) } end
     if o.files or o.bytes then
-      t.chunks = { files = o.files and int("--files", o.files),
-        bytes = o.bytes }
+      -- As with fpsync's -f and -s, the limit not given keeps its
+      -- default (the usage says so), and chunks still spread.
+      t.chunks = plan.default_chunks(t.workers or 4)
+      if o.files then t.chunks.files = int("--files", o.files) end
+      if o.bytes then t.chunks.bytes = o.bytes end
     end
     if o.retries then t.retry = { attempts = int("--retries", o.retries) } end
     return plan.check(t, { file = nil })

@@ -440,6 +440,13 @@ local function basename(path)
 end
 
 -- Check cfg (the table a plan returned, after --set) and fill defaults.
+-- The chunks a plan gets without a `chunks` key: fpsync's limits, and
+-- spread so that a tree smaller than a few chunks' worth still keeps
+-- every worker busy.
+function M.default_chunks(workers)
+  return { files = 2000, bytes = 4 << 30, spread = 4 * workers }
+end
+
 function M.check(cfg, p)
   p = p or {}
   check_table(p, {}, cfg, SCHEMA)
@@ -452,10 +459,7 @@ function M.check(cfg, p)
   end
   out.tool = out.tool or "rsync"
   out.workers = out.workers or 4
-  -- fpsync's limits, and spread so that a tree smaller than a few
-  -- chunks' worth still keeps every worker busy.
-  out.chunks = out.chunks or
-      { files = 2000, bytes = 4 << 30, spread = 4 * out.workers }
+  out.chunks = out.chunks or M.default_chunks(out.workers)
   out.retry = out.retry or { attempts = 3, backoff = "2s..5m" }
   out.watchdog = out.watchdog or 1800
   if out.bwlimit then out._bwlimit = out.bwlimit end

@@ -16,6 +16,17 @@ for mode in "-n 7" "--files 40" "--bytes 300k" "-n 1"; do
   check_same "$work/hostile" "$work/h$n"
 done
 
+# --files keeps the default byte limit, as fpsync's -f keeps -s: three
+# 20 MiB files go to three chunks, not into one with the small ones.
+mkdir -p "$work/big"
+for i in 1 2 3; do head -c 20M /dev/zero >"$work/big/b$i"; done
+cp -a "$work/sample/d000" "$work/big/"
+expect_status 0 "$SYNCPLAN" copy "$work/big/" "$work/big2/" -j 3 --files 1000 \
+  --json
+chunks=$(grep -c '"event":"chunk_done"' "$work/out") || true
+[ "$chunks" -ge 4 ] || fail "--files 1000 lost the byte limit: $chunks chunks"
+check_same "$work/big" "$work/big2"
+
 # Without the trailing slash the directory itself lands inside dest.
 expect_status 0 "$SYNCPLAN" copy "$work/sample" "$work/into" -j 4
 check_same "$work/sample" "$work/into/sample"
