@@ -561,6 +561,18 @@ local SEND_ANYWAY = {
 }
 local SEND_ANYWAY_SHORT = "cIAXUN"
 
+-- The first of the plan's rsync options that is in `long` (by name, any
+-- "=value" aside) or a short-option group with one of the letters of
+-- `short`; nil if none is.
+local function rsync_opt_among(cfg, long, short)
+  for _, o in ipairs(cfg.rsync_opts or {}) do
+    local name = o:match("^(%-%-[^=]+)")
+    if name and long[name] then return o end
+    local letters = o:match("^%-(%a+)$")
+    if letters and letters:find("[" .. short .. "]") then return o end
+  end
+end
+
 -- Whether the producer may drop entries already identical at the
 -- destination (rsync -a's quick check, done before rsync runs), and if
 -- not, why.
@@ -568,14 +580,8 @@ function Job:quick_check()
   local cfg = self.cfg
   if self.tool ~= "rsync" then return false, "tool" end
   if cfg.skip_unchanged == false then return false, "plan" end
-  for _, o in ipairs(cfg.rsync_opts or {}) do
-    local long = o:match("^(%-%-[^=]+)")
-    if long and SEND_ANYWAY[long] then return false, o end
-    local short = o:match("^%-(%a+)$")
-    if short and short:find("[" .. SEND_ANYWAY_SHORT .. "]") then
-      return false, o
-    end
-  end
+  local o = rsync_opt_among(cfg, SEND_ANYWAY, SEND_ANYWAY_SHORT)
+  if o then return false, o end
   return true
 end
 
@@ -600,15 +606,7 @@ function Job:local_dir_times()
       self.dst.kind ~= "local" then
     return false
   end
-  for _, o in ipairs(cfg.rsync_opts or {}) do
-    local long = o:match("^(%-%-[^=]+)")
-    if long and DIR_TIMES_UNSAFE[long] then return false end
-    local short = o:match("^%-(%a+)$")
-    if short and short:find("[" .. DIR_TIMES_UNSAFE_SHORT .. "]") then
-      return false
-    end
-  end
-  return true
+  return not rsync_opt_among(cfg, DIR_TIMES_UNSAFE, DIR_TIMES_UNSAFE_SHORT)
 end
 
 function Job:start_producer()
