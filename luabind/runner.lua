@@ -739,20 +739,15 @@ function Job:final_pass()
     -- A pull: the listing gave every directory's time, so set them here
     -- unless deletions changed other directories (or the root differs by
     -- more than its time: see set_dir_times).
+    -- rsync -a keeps the owner only as root, the group always.
     self.times_from = nil
-    local n, why
-    if deleted then
-      why = "deletions"
-    else
-      -- rsync -a keeps the owner only as root, the group always.
-      n, why = tf:set_dir_times(self.dst.path, list, sp.geteuid() == 0, true)
-    end
+    local n = not deleted and
+        tf:set_dir_times(self.dst.path, list, sp.geteuid() == 0, true)
     tf:close()
     if n then
       self.dir_times_set = n
       return true
     end
-    self.dir_times_fallback = why
   end
   local a = rsync_base(self, 1)
   append(a, filter_args(cfg))
