@@ -195,13 +195,23 @@ static int lb_geteuid(lua_State *L) {
   return 1;
 }
 
+/* syncplan.arg_max() -> how many bytes of arguments and environment a
+ * program started here may get (sysconf's ARG_MAX; Linux counts the
+ * strings and their pointers against it): whether a list fits on a
+ * command line. */
+static int lb_arg_max(lua_State *L) {
+  long n = sysconf(_SC_ARG_MAX);
+  lua_pushinteger(L, n > 0 ? (lua_Integer)n : 131072);
+  return 1;
+}
+
 static const luaL_Reg funcs[] = {
     {"scan", lb_scan_new},         {"chunk", lb_chunk_tree},
     {"parse_size", lb_parse_size}, {"strerror", lb_strerror},
     {"match", lb_match},           {"isatty", lb_isatty},
     {"file_type", lb_file_type},   {"mkdir", lb_mkdir},
     {"mkdtemp", lb_mkdtemp},       {"geteuid", lb_geteuid},
-    {NULL, NULL}};
+    {"arg_max", lb_arg_max},       {NULL, NULL}};
 
 extern const struct lb_embedded {
   const char *name;

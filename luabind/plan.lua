@@ -258,6 +258,8 @@ local FORBIDDEN_RSYNC = {
   { "^%-%-filter", "use filter = { ... }" },
   { "^%-%-recursive$", "chunks list every entry; recursion would repeat work" },
   { "^%-r$", "chunks list every entry; recursion would repeat work" },
+  { "^%-%-no%-R$", "chunk lists name paths relative to the source" },
+  { "^%-%-no%-relative$", "chunk lists name paths relative to the source" },
   { "^%-%-rsh", "use ssh = \"ssh ...\"" },
   { "^%-e", "use ssh = \"ssh ...\"" },
   { "^%-%-bwlimit", "use bwlimit = \"RATE\" (a total for all workers)" },

@@ -79,6 +79,56 @@ local function rsync_chunk_argv(job, slot)
   return a
 end
 
+-- A local source's directory as the part before "/./" of a name under
+-- -R: without "/./" of its own (rsync cuts at the first), "." components
+-- or a trailing slash, all of which only spell the same directory.
+local function dot_root(path)
+  local r = path
+  repeat
+    local n1, n2
+    r, n1 = r:gsub("/%./", "/")
+    r, n2 = r:gsub("//+", "/")
+  until n1 + n2 == 0
+  while r:sub(1, 2) == "./" do r = r:sub(3) end
+  while #r > 1 and (r:sub(-1) == "/" or r:sub(-2) == "/.") do
+    r = r:sub(-1) == "/" and r:sub(1, -2) or r:sub(1, -3)
+  end
+  return r == "" and "." or r
+end
+
+-- rsync reads a --files-from list one byte at a time (a poll and a read
+-- per byte) when the list is on the sending side, that is for a local
+-- source: some thirty system calls a name, more than copying a small
+-- file costs (50,000 small files: 4.8 CPU seconds in 26 chunks against
+-- rsync -a's 2.9).  Named on the command line, ROOT/./NAME under -R so
+-- that the part after "/./" is kept as --files-from keeps a whole name,
+-- the same chunks cost what rsync -a does.  --no-r and -d are what
+-- --files-from implies besides -R.  The names must fit in half of
+-- ARG_MAX (strings and pointers, the rest left to the environment);
+-- a longer list, or a remote source (whose list rsync forwards in
+-- blocks), stays on stdin.  Returns nil then.
+local function rsync_chunk_args_argv(job, slot, data)
+  if job.src.kind ~= "local" then return nil end
+  local root = job.dot_root
+  if not root then
+    root = dot_root(job.src.path) .. "/./"
+    job.dot_root, job.arg_budget = root, sp.arg_max() // 2
+  end
+  local names, size = {}, 0
+  for name in data:gmatch("([^%z]+)%z") do
+    size = size + #root + #name + 1 + 8
+    if size > job.arg_budget then return nil end
+    names[#names + 1] = root .. name
+  end
+  local a = rsync_base(job, slot)
+  -- After -a and the plan's options, so these win (a plan cannot name
+  -- -r either: plan.lua).
+  append(a, { "--no-r", "-d", "-R", "--info=progress2", "--" })
+  append(a, names)
+  a[#a + 1] = spec(job.dst)
+  return a
+end
+
 local function rclone_common(job)
   local cfg = job.cfg
   local a = { "rclone" }
@@ -298,7 +348,10 @@ function Job:attempt(ch, slot)
     watchdog = self.cfg.watchdog, grace = 10,
   }
   if self.tool == "rsync" then
-    opts.argv, opts.progress = rsync_chunk_argv(self, slot), "rsync"
+    local argv = rsync_chunk_args_argv(self, slot, ch.data)
+    if argv then opts.input = nil end
+    opts.argv = argv or rsync_chunk_argv(self, slot)
+    opts.progress = "rsync"
   else
     local list = string.format("%s/chunk-%d.list", self.logdir, ch.index)
     local f = assert(io.open(list, "wb"))

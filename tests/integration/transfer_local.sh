@@ -27,6 +27,18 @@ chunks=$(grep -c '"event":"chunk_done"' "$work/out") || true
 [ "$chunks" -ge 4 ] || fail "--files 1000 lost the byte limit: $chunks chunks"
 check_same "$work/big" "$work/big2"
 
+# A local source's chunks name their entries on rsync's command line
+# (ROOT/./NAME under -R): a source spelt with "." components and doubled
+# slashes still lands at the top of dest ...
+expect_status 0 "$SYNCPLAN" copy "$work//./sample/./" "$work/dots/" -j 2
+check_same "$work/sample" "$work/dots"
+# ... and a chunk whose names do not fit in half of ARG_MAX (128 KiB under
+# a 512 KiB stack; one chunk of 3000 names is about 200 KB as arguments)
+# goes on stdin instead of failing with E2BIG.
+( ulimit -s 512 && exec "$SYNCPLAN" copy "$work/sample/" "$work/long/" -n 1 ) \
+  >"$work/out" 2>"$work/err" || fail "one long chunk: $(cat "$work/err")"
+check_same "$work/sample" "$work/long"
+
 # Without the trailing slash the directory itself lands inside dest.
 expect_status 0 "$SYNCPLAN" copy "$work/sample" "$work/into" -j 4
 check_same "$work/sample" "$work/into/sample"

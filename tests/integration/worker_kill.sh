@@ -15,7 +15,7 @@ done
 pid=$!
 victim=""
 for _ in $(seq 100); do
-  victim=$(pgrep -f -- "--files-from=- --from0 .*$work/dst/" | head -1 || true)
+  victim=$(pgrep -f -- "--info=progress2 -- .*$work/dst/" | head -1 || true)
   [ -n "$victim" ] && break
   sleep 0.1
 done
