@@ -3,6 +3,7 @@
  * runner needs, and the embedded Lua helpers (syncplan.plan, .runner,
  * .cli) registered in package.preload. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -150,6 +151,46 @@ static int lb_file_type(lua_State *L) {
   return 1;
 }
 
+/* syncplan.stat(path) -> { type, perms, uid, gid, mtime, mtime_nsec } |
+ * nil, msg, code.  A symlink is followed, as rsync follows the root of a
+ * transfer; perms are the mode's low twelve bits. */
+static int lb_stat(lua_State *L) {
+  struct stat st;
+  const char *path = luaL_checkstring(L, 1);
+  if (stat(path, &st) < 0)
+    return lb_fail(L, lsync_err_from_errno(errno), strerror(errno));
+  lua_createtable(L, 0, 6);
+  lua_pushstring(L, S_ISDIR(st.st_mode)   ? "dir"
+                    : S_ISREG(st.st_mode) ? "file"
+                                          : "other");
+  lua_setfield(L, -2, "type");
+  lua_pushinteger(L, (lua_Integer)(st.st_mode & 07777));
+  lua_setfield(L, -2, "perms");
+  lua_pushinteger(L, (lua_Integer)st.st_uid);
+  lua_setfield(L, -2, "uid");
+  lua_pushinteger(L, (lua_Integer)st.st_gid);
+  lua_setfield(L, -2, "gid");
+  lua_pushinteger(L, (lua_Integer)st.st_mtim.tv_sec);
+  lua_setfield(L, -2, "mtime");
+  lua_pushinteger(L, (lua_Integer)st.st_mtim.tv_nsec);
+  lua_setfield(L, -2, "mtime_nsec");
+  return 1;
+}
+
+/* syncplan.set_mtime(path, sec, nsec) -> true | nil, msg, code: the
+ * modification time only (the access time stays), symlinks followed. */
+static int lb_set_mtime(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  lua_Integer nsec = luaL_checkinteger(L, 3);
+  luaL_argcheck(L, nsec >= 0 && nsec < 1000000000, 3, "not in [0, 1e9)");
+  struct timespec ts[2] = {{0, UTIME_OMIT},
+                           {(time_t)luaL_checkinteger(L, 2), (long)nsec}};
+  if (utimensat(AT_FDCWD, path, ts, 0) < 0)
+    return lb_fail(L, lsync_err_from_errno(errno), strerror(errno));
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* syncplan.mkdir(path, mode [, parents]) -> true | nil, msg, code.  An
  * existing directory is not an error; its mode is left alone. */
 static int lb_mkdir(lua_State *L) {
@@ -211,7 +252,8 @@ static const luaL_Reg funcs[] = {
     {"match", lb_match},           {"isatty", lb_isatty},
     {"file_type", lb_file_type},   {"mkdir", lb_mkdir},
     {"mkdtemp", lb_mkdtemp},       {"geteuid", lb_geteuid},
-    {"arg_max", lb_arg_max},       {NULL, NULL}};
+    {"arg_max", lb_arg_max},       {"stat", lb_stat},
+    {"set_mtime", lb_set_mtime},   {NULL, NULL}};
 
 extern const struct lb_embedded {
   const char *name;

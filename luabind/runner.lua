@@ -453,6 +453,7 @@ end
 -- so a streaming producer is throttled by the transfers, yet slots have
 -- a choice (see pop).
 function Job:push(ch)
+  self.first_queued = self.first_queued or sp.clock()
   self.queue[#self.queue + 1] = ch
   self.chunks_known = self.chunks_known + 1
   self.cond:notify()
@@ -467,10 +468,31 @@ end
 local PER_FILE_COST = 32 * 1024
 local function cost(ch) return ch.bytes + ch.files * PER_FILE_COST end
 
+-- The first wave: every slot is free at once, so what they take then
+-- matters most, and a producer hands chunks out in the order it finds
+-- them (a remote listing may well begin with the directory of big
+-- files, which would then fill every slot).  Until two chunks per slot
+-- are queued, the producer is done, or FIRST_WAVE_WAIT seconds have gone
+-- by since the first chunk came, slots wait so that pop has a choice.
+local FIRST_WAVE_WAIT = 0.3
+
+function Job:first_wave_wait()
+  if self.first_wave_done then return 0 end
+  local left = FIRST_WAVE_WAIT - (sp.clock() - self.first_queued)
+  if self.feeding_done or #self.queue >= 2 * self.workers or left <= 0 then
+    self.first_wave_done = true
+    return 0
+  end
+  return left
+end
+
 function Job:pop()
   while true do
     if self.stopping then return nil end
-    if #self.queue > 0 then
+    local wait = #self.queue > 0 and self:first_wave_wait() or 0
+    if wait > 0 then
+      self.cond:wait(wait)
+    elseif #self.queue > 0 then
       -- The costliest waiting chunk first: the cheap ones then fill the
       -- tail, where a costly one would keep one slot busy alone.
       local best = 1
@@ -480,9 +502,11 @@ function Job:pop()
       local ch = table.remove(self.queue, best)
       self.cond:notify()
       return ch
+    elseif self.feeding_done then
+      return nil
+    else
+      self.cond:wait()
     end
-    if self.feeding_done then return nil end
-    self.cond:wait()
   end
 end
 
@@ -651,6 +675,57 @@ local DIR_TIMES_UNSAFE = {
 }
 local DIR_TIMES_UNSAFE_SHORT = "OAXn"
 
+-- From a local source, the chunks leave every directory but the root as
+-- in the source.  A chunk's rsync sets, at its end, the time of every
+-- directory in its list, implied ones included (-R sends the parents of
+-- every name), and a chunk that writes into a directory has it in its
+-- list: so the last chunk to write into a directory leaves its time
+-- right.  The root is in no list, and may have been made by mkdir -p.
+-- Without a deletion pass and options that make rsync treat directories
+-- otherwise (or send no parents), the final pass is then the root's
+-- alone; see set_root_time.
+function Job:root_only()
+  local cfg = self.cfg
+  if self.tool ~= "rsync" or cfg.dry_run or self.src.kind ~= "local" or
+      rsync_opt_among(cfg, DIR_TIMES_UNSAFE, DIR_TIMES_UNSAFE_SHORT) then
+    return false
+  end
+  for _, o in ipairs(cfg.rsync_opts or {}) do
+    if o == "--no-implied-dirs" then return false end
+  end
+  return true
+end
+
+-- The root's time, when its permission bits, group and (as root, where
+-- rsync keeps it) owner are the source root's already; otherwise false,
+-- and rsync's final pass does the rest.  Over ssh, one command on the
+-- slot 1 connection (GNU stat and touch; any failure means the rsync
+-- pass) instead of an rsync run's eight round trips.
+function Job:set_root_time()
+  local s = sp.stat(self.src.path)
+  if not s or s.type ~= "dir" or s.mtime < 0 then return false end
+  if self.dst.kind == "local" then
+    local d = sp.stat(self.dst.path)
+    if not d or d.type ~= "dir" or d.perms ~= s.perms or d.gid ~= s.gid or
+        (sp.geteuid() == 0 and d.uid ~= s.uid) or
+        not sp.set_mtime(self.dst.path, s.mtime, s.mtime_nsec) then
+      return false
+    end
+  else
+    local script = string.format('r=%s; a=$(stat -L -c "%%a %%u %%g" -- "$r")'
+      .. ' || exit 3; set -- $a; [ "$1" = %o ] && [ "$3" = %d ] &&'
+      .. ' { [ "$2" = %d ] || [ "$(id -u)" != 0 ]; } || exit 3;'
+      .. ' exec touch -m -d @%d.%09d -- "$r"',
+      shq(remote_word(self.dst)), s.perms, s.gid, s.uid, s.mtime,
+      s.mtime_nsec)
+    local argv = self:rsh_argv(1)
+    append(argv, { self.dst.host, "sh -c " .. shq(script) })
+    if not self:run_pass("root-time", argv) then return false end
+  end
+  self.dir_times_set = 1
+  return true
+end
+
 -- Whether a pull may end by setting directory times from the listing
 -- (no rsync run over the link) rather than by the final rsync pass.
 function Job:local_dir_times()
@@ -785,6 +860,10 @@ function Job:final_pass()
   -- --files-from list also brings the root's first level, so the last
   -- two rules keep only its directories (which the plan's own filters,
   -- first, may still exclude).
+  if not deleted and self:root_only() then
+    if self:set_root_time() then return true end
+    if self.stopping then return false, "stopped" end
+  end
   local rec = self.journal:chunk_get(self.id, 0)
   local list = (rec and rec.list or "") .. ".\0"
   local tf = self.times_from

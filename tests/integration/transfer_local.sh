@@ -39,6 +39,18 @@ check_same "$work/sample" "$work/dots"
   >"$work/out" 2>"$work/err" || fail "one long chunk: $(cat "$work/err")"
 check_same "$work/sample" "$work/long"
 
+# The chunks leave every directory's time right but the root's, which
+# the run sets itself: no rsync final pass, unless the root's mode (which
+# only rsync sets) differs.
+final_log() { echo "$SYNCPLAN_STATE_DIR/logs/$(job_id "$work/err")/final.log"; }
+expect_status 0 "$SYNCPLAN" copy "$work/hostile/" "$work/h-root/" -j 3 -n 5
+check_same "$work/hostile" "$work/h-root"
+[ ! -e "$(final_log)" ] || fail "a local copy ran the rsync final pass"
+mkdir -m 0700 "$work/h-root2"
+expect_status 0 "$SYNCPLAN" copy "$work/hostile/" "$work/h-root2/" -j 3 -n 5
+check_same "$work/hostile" "$work/h-root2"
+[ -e "$(final_log)" ] || fail "a root of another mode took no final pass"
+
 # Without the trailing slash the directory itself lands inside dest.
 expect_status 0 "$SYNCPLAN" copy "$work/sample" "$work/into" -j 4
 check_same "$work/sample" "$work/into/sample"

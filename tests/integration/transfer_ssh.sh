@@ -8,9 +8,28 @@ start_sshd
 
 "$MKTREE" hostile "$work/src"
 
+need jq
+finish_field() { # FIELD: from the finish event in $work/out
+  jq -r "select(.event == \"finish\") | .$1" "$work/out"
+}
+job_log() { echo "$SYNCPLAN_STATE_DIR/logs/$(job_id "$work/err")/$1.log"; }
+final_log() { job_log final; }
+
+# A push leaves the directories' times to the chunks and ends by setting
+# the root's alone, with one remote command (no final rsync pass).
 expect_status 0 "$SYNCPLAN" copy "$work/src/" "$SSH_HOST:$work/pushed/" \
-  -e "$SSH_RSH" -j 3 -n 5
+  -e "$SSH_RSH" -j 3 -n 5 --json
 check_same "$work/src" "$work/pushed"
+[ "$(finish_field dir_times_set)" = 1 ] && [ -e "$(job_log root-time)" ] &&
+  [ ! -e "$(final_log)" ] || fail "push ran the rsync final pass"
+# A root whose mode differs takes the rsync pass, which fixes it.
+rm -rf "$work/pushed"
+mkdir -m 0700 "$work/pushed"
+expect_status 0 "$SYNCPLAN" copy "$work/src/" "$SSH_HOST:$work/pushed/" \
+  -e "$SSH_RSH" -j 3 -n 5 --json
+check_same "$work/src" "$work/pushed"
+[ "$(finish_field dir_times_set)" = null ] && [ -e "$(final_log)" ] ||
+  fail "root mode ignored on a push"
 
 expect_status 0 "$SYNCPLAN" copy "$SSH_HOST:$work/src/" "$work/pulled/" \
   -e "$SSH_RSH" -j 3 --files 25
@@ -18,11 +37,6 @@ check_same "$work/src" "$work/pulled"
 
 # A pull ends by setting directory times from the listing, with no rsync
 # pass over the link (no final.log); the oracle checks the times.
-finish_field() { # FIELD: from the finish event in $work/out
-  jq -r "select(.event == \"finish\") | .$1" "$work/out"
-}
-final_log() { echo "$SYNCPLAN_STATE_DIR/logs/$(job_id "$work/err")/final.log"; }
-need jq
 expect_status 0 "$SYNCPLAN" copy "$SSH_HOST:$work/src/" "$work/pulled3/" \
   -e "$SSH_RSH" -j 3 --files 25 --json
 check_same "$work/src" "$work/pulled3"
