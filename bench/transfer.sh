@@ -9,7 +9,7 @@
 #   local     50,000 files of 0-16 KiB, local to local: syncplan copy -j 4,
 #             rsync -a, fpsync -n 4, rclone sync --transfers 4, cp -a as the
 #             local limit, and 4 rsync --files-from on lists made beforehand
-#             (the mechanism alone).
+#             (the chunk lists alone, read the way rsync reads a list).
 #   wan       10,000 files of 0-16 KiB + 8 x 32 MiB, over ssh through
 #             bench/wanproxy (25 ms one way, 25 MiB/s per connection, 100 MiB/s
 #             total per direction) in front of a private sshd on 127.0.0.1:
@@ -162,9 +162,10 @@ run_local() {
   bench "fpsync -n 4" "fpsync -n 4 -t $base/fpsync -o '-lptgoD --numeric-ids' $src/ $dst/"
   bench "rclone sync --transfers 4" "rclone sync $src $dst --transfers 4 --config /dev/null -q"
   bench "cp -a (local limit)" "cp -a $src $dst"
-  # The mechanism alone: syncplan's own chunk lists, made beforehand, each
-  # run by one `rsync --files-from` as syncplan does, four at a time by
-  # xargs; no crawl, journal, progress or final pass.
+  # syncplan's own chunk lists, made beforehand, each run by one
+  # `rsync --files-from` (as syncplan does for a pull; a local source's
+  # names go on the command line), four at a time by xargs; no crawl,
+  # journal, progress or final pass.
   hand_lists "$src" -f 2000
   prep="$prep && mkdir $dst"
   bench "4 x rsync --files-from (xargs, lists made before)" \
