@@ -350,12 +350,13 @@ int lb_chunk_tree(lua_State *L) {
     return n;
   }
   lsync_ctx_free(ctx);
-  lua_createtable(L, 0, 5);
+  lua_createtable(L, 0, 6);
   set_int(L, "entries", st.entries);
   set_int(L, "dirs", st.dirs);
   set_int(L, "bytes", st.bytes);
   set_int(L, "excluded", st.excluded);
   set_int(L, "errors", st.errors);
+  set_int(L, "dirs_unwritable", st.dirs_unwritable);
   return 2;
 }
 

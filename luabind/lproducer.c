@@ -16,7 +16,8 @@
  *     local c, err = p:next()             -- in a task; waits for a chunk
  *     if not c then break end             -- nil: done (nil, msg: failed)
  *   end
- *   p:stats()  -- { entries, dirs, bytes, excluded, errors, and the quick
+ *   p:stats()  -- { entries, dirs, bytes, excluded, errors,
+ *              --   dirs_unwritable, and the quick
  *              --   check's: compared, unchanged, unchanged_bytes,
  *              --   extraneous, dest_entries, dest_errors, root_changed }
  *
@@ -148,7 +149,7 @@ static int p_stats(lua_State *L) {
   lsync_compare_stats cs;
   lsync_producer_stats(u->p, &st);
   lsync_producer_compare_stats(u->p, &cs);
-  lua_createtable(L, 0, 12);
+  lua_createtable(L, 0, 13);
   const struct {
     const char *k;
     uint64_t v;
@@ -157,6 +158,7 @@ static int p_stats(lua_State *L) {
            {"bytes", st.bytes},
            {"excluded", st.excluded},
            {"errors", st.errors},
+           {"dirs_unwritable", st.dirs_unwritable},
            {"unchanged", cs.unchanged},
            {"unchanged_bytes", cs.unchanged_bytes},
            {"extraneous", cs.extraneous},

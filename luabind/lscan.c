@@ -131,12 +131,13 @@ static int scan_stats(lua_State *L) {
   lsync_scan_stats st = {0};
   if (u->scan)
     lsync_scan_get_stats(u->scan, &st);
-  lua_createtable(L, 0, 5);
+  lua_createtable(L, 0, 6);
   set_int(L, "entries", (lua_Integer)st.entries);
   set_int(L, "dirs", (lua_Integer)st.dirs);
   set_int(L, "bytes", (lua_Integer)st.bytes);
   set_int(L, "excluded", (lua_Integer)st.excluded);
   set_int(L, "errors", (lua_Integer)st.errors);
+  set_int(L, "dirs_unwritable", (lua_Integer)st.dirs_unwritable);
   return 1;
 }
 

@@ -71,9 +71,23 @@ local function rsync_base(job, slot)
   return append(a, cfg.rsync_opts)
 end
 
+-- A receiver that is not root cannot write into a directory whose mode
+-- lacks the owner's write bit.  One rsync run copes by setting such a
+-- mode last, but parallel chunks cannot: the first chunk to end would
+-- lock the others out of the directory (they fail, and leave their temp
+-- files in it).  So chunks keep the owner's write bit on directories
+-- (a no-op for the others), and the final rsync pass sets the real modes
+-- when the source has such a directory; see Job:fast_final_ok.  As root
+-- locally it is not needed; a remote user may or may not be root.
+local function chunk_base(job, slot)
+  local a = rsync_base(job, slot)
+  if job.guard_dirs then a[#a + 1] = "--chmod=Du+w" end
+  return a
+end
+
 -- One chunk: the list on stdin, NUL-separated, progress records on stdout.
 local function rsync_chunk_argv(job, slot)
-  local a = rsync_base(job, slot)
+  local a = chunk_base(job, slot)
   append(a, { "--files-from=-", "--from0", "--info=progress2",
     "--", spec(job.src), spec(job.dst) })
   return a
@@ -120,7 +134,7 @@ local function rsync_chunk_args_argv(job, slot, data)
     if size > job.arg_budget then return nil end
     names[#names + 1] = root .. name
   end
-  local a = rsync_base(job, slot)
+  local a = chunk_base(job, slot)
   -- After -a and the plan's options, so these win (a plan cannot name
   -- -r either: plan.lua).
   append(a, { "--no-r", "-d", "-R", "--info=progress2", "--" })
@@ -582,6 +596,7 @@ function Job:feed_from_producer(base)
   end
   local st = p:stats()
   self.scan_errors = st.errors
+  self.dirs_unwritable = st.dirs_unwritable
   self.cmp = st.compared and st or nil
   if not self.stopping and not self.scan_error then
     -- Chunk 0 is the final pass; its list is every directory a chunk
@@ -645,7 +660,7 @@ local function rsync_opt_among(cfg, long, short)
   for _, o in ipairs(cfg.rsync_opts or {}) do
     local name = o:match("^(%-%-[^=]+)")
     if name and long[name] then return o end
-    local letters = o:match("^%-(%a+)$")
+    local letters = short ~= "" and o:match("^%-(%a+)$")
     if letters and letters:find("[" .. short .. "]") then return o end
   end
 end
@@ -674,6 +689,13 @@ local DIR_TIMES_UNSAFE = {
   ["--only-write-batch"] = true,
 }
 local DIR_TIMES_UNSAFE_SHORT = "OAXn"
+
+-- Whether the chunks left every directory's mode as in the source (see
+-- chunk_base): they did not change one, or the crawl or listing of this
+-- run found no directory without the owner's write bit.
+function Job:fast_final_ok()
+  return not self.guard_dirs or self.dirs_unwritable == 0
+end
 
 -- From a local source, the chunks leave every directory but the root as
 -- in the source.  A chunk's rsync sets, at its end, the time of every
@@ -860,13 +882,17 @@ function Job:final_pass()
   -- --files-from list also brings the root's first level, so the last
   -- two rules keep only its directories (which the plan's own filters,
   -- first, may still exclude).
-  if not deleted and self:root_only() then
+  if not deleted and self:fast_final_ok() and self:root_only() then
     if self:set_root_time() then return true end
     if self.stopping then return false, "stopped" end
   end
   local rec = self.journal:chunk_get(self.id, 0)
   local list = (rec and rec.list or "") .. ".\0"
   local tf = self.times_from
+  if tf and not self:fast_final_ok() then
+    tf:close()
+    tf, self.times_from = nil, nil
+  end
   if tf then
     -- A pull: the listing gave every directory's time, so set them here
     -- unless deletions changed other directories (or the root differs by
@@ -1068,6 +1094,10 @@ local function new_job(cfg, opts)
     root_cond = sp.condition(), warming = {}, warm_workers = {},
   }, Job)
   job.src, job.dst = cfg._src, cfg._dst
+  job.guard_dirs = cfg.tool == "rsync" and not cfg.dry_run and
+      (job.dst.kind ~= "local" or sp.geteuid() ~= 0) and
+      not rsync_opt_among(cfg, { ["--no-perms"] = true, ["--no-p"] = true },
+        "") -- without -p, modes are not rsync's to keep
   job.policy = sp.backoff { attempts = cfg.retry.attempts,
     backoff = cfg.retry.backoff }
   if cfg.bwlimit then

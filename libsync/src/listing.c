@@ -314,6 +314,7 @@ static int take_record(lsync__listing *l, const char *rec, size_t n,
   l->stats.entries++;
   l->stats.dirs += is_dir;
   l->stats.bytes += e->size;
+  l->stats.dirs_unwritable += is_dir && !(e->mode & 0200);
   return 1;
 }
 

@@ -670,6 +670,8 @@ int lsync_scan_next(lsync_scan *s, const lsync_entry **out) {
       }
       s->stats.entries++;
       s->stats.bytes += r->e.size;
+      s->stats.dirs_unwritable +=
+          r->e.type == LSYNC_T_DIR && !(r->e.mode & 0200);
       *out = &r->e;
       return 1;
     }

@@ -86,6 +86,10 @@ static void make_tree(const char *root) {
   mk_file(root, "with space/file one", 10);
   mk_file(root, "new\nline", 5);
   mk_file(root, "d1/tab\there", 7);
+  /* One directory without the owner's write bit (dirs_unwritable). */
+  at(b, sizeof b, root, "empty");
+  if (chmod(b, 0555) < 0)
+    die("chmod", b);
 }
 
 /* 500 entries: one directory and 499 files in it. */
@@ -321,6 +325,7 @@ static void test_crawl(lsync_ctx *ctx, const char *root,
                 want->v[i].type, 0);
     CHECK(same_items(&r.got, &copy, 0));
     CHECK(r.stats.entries == want->n);
+    CHECK(r.stats.dirs_unwritable == 1);
     CHECK(mode == 0 ? r.chunks >= want->n / 10 : r.chunks == 4);
     const struct item *a = items_find(&r.got, "d2/hardlink_a");
     const struct item *b = items_find(&r.got, "d8/sub2/hardlink_b");
@@ -371,6 +376,7 @@ static void test_listing(lsync_ctx *ctx, const char *root,
       CHECK(same_items(&list.got, &crawl.got, 1));
     CHECK(list.stats.entries == want->n);
     CHECK(list.stats.bytes == crawl.stats.bytes);
+    CHECK(list.stats.dirs_unwritable == 1);
     const struct item *a = items_find(&list.got, "d2/hardlink_a");
     const struct item *b = items_find(&list.got, "d8/sub2/hardlink_b");
     CHECK(a && b && a->chunk == b->chunk);

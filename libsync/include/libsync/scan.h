@@ -83,6 +83,10 @@ typedef struct lsync_scan_stats {
   uint64_t bytes;    /* sum of entry sizes yielded */
   uint64_t excluded; /* entries dropped by the filter */
   uint64_t errors;   /* paths that could not be read */
+  /* Directories yielded whose mode lacks the owner's write bit: a
+   * receiver that is not root cannot write into them once their mode is
+   * set, so parallel transfers must leave that to the end. */
+  uint64_t dirs_unwritable;
 } lsync_scan_stats;
 
 /* Zero the options: default threads, whole tree, no filter. */
