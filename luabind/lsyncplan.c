@@ -140,14 +140,16 @@ static int lb_isatty(lua_State *L) {
 
 /* syncplan.file_type(path) -> "dir", "file", ... (symlinks followed) or
  * nil, msg, code */
+static const char *type_name(mode_t mode) {
+  return S_ISDIR(mode) ? "dir" : S_ISREG(mode) ? "file" : "other";
+}
+
 static int lb_file_type(lua_State *L) {
   struct stat st;
   const char *path = luaL_checkstring(L, 1);
   if (stat(path, &st) < 0)
     return lb_fail(L, lsync_err_from_errno(errno), strerror(errno));
-  lua_pushstring(L, S_ISDIR(st.st_mode)   ? "dir"
-                    : S_ISREG(st.st_mode) ? "file"
-                                          : "other");
+  lua_pushstring(L, type_name(st.st_mode));
   return 1;
 }
 
@@ -160,9 +162,7 @@ static int lb_stat(lua_State *L) {
   if (stat(path, &st) < 0)
     return lb_fail(L, lsync_err_from_errno(errno), strerror(errno));
   lua_createtable(L, 0, 6);
-  lua_pushstring(L, S_ISDIR(st.st_mode)   ? "dir"
-                    : S_ISREG(st.st_mode) ? "file"
-                                          : "other");
+  lua_pushstring(L, type_name(st.st_mode));
   lua_setfield(L, -2, "type");
   lua_pushinteger(L, (lua_Integer)(st.st_mode & 07777));
   lua_setfield(L, -2, "perms");

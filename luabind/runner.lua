@@ -712,10 +712,7 @@ function Job:root_only()
       rsync_opt_among(cfg, DIR_TIMES_UNSAFE, DIR_TIMES_UNSAFE_SHORT) then
     return false
   end
-  for _, o in ipairs(cfg.rsync_opts or {}) do
-    if o == "--no-implied-dirs" then return false end
-  end
-  return true
+  return not rsync_opt_among(cfg, { ["--no-implied-dirs"] = true }, "")
 end
 
 -- The root's time, when its permission bits, group and (as root, where
@@ -877,29 +874,26 @@ function Job:final_pass()
       not cmp.root_changed then
     return true
   end
+  if not deleted and self:fast_final_ok() and self:root_only() then
+    if self:set_root_time() then return true end
+    if self.stopping then return false, "stopped" end
+  end
   -- The directories the chunks wrote into, now that none does: modes and
   -- times as in the source.  The root goes in the same pass: "." in a
   -- --files-from list also brings the root's first level, so the last
   -- two rules keep only its directories (which the plan's own filters,
   -- first, may still exclude).
-  if not deleted and self:fast_final_ok() and self:root_only() then
-    if self:set_root_time() then return true end
-    if self.stopping then return false, "stopped" end
-  end
   local rec = self.journal:chunk_get(self.id, 0)
   local list = (rec and rec.list or "") .. ".\0"
   local tf = self.times_from
-  if tf and not self:fast_final_ok() then
-    tf:close()
-    tf, self.times_from = nil, nil
-  end
   if tf then
     -- A pull: the listing gave every directory's time, so set them here
-    -- unless deletions changed other directories (or the root differs by
-    -- more than its time: see set_dir_times).
+    -- unless deletions changed other directories, or the chunks left
+    -- modes to this pass, or the root differs by more than its time (see
+    -- set_dir_times).
     -- rsync -a keeps the owner only as root, the group always.
     self.times_from = nil
-    local n = not deleted and
+    local n = not deleted and self:fast_final_ok() and
         tf:set_dir_times(self.dst.path, list, sp.geteuid() == 0, true)
     tf:close()
     if n then
