@@ -33,7 +33,11 @@ extern "C" {
   XX(ELOOP, -12, "too many levels of symbolic links")                         \
   XX(EBUSY, -13, "resource busy")                                              \
   XX(EJOURNAL, -14, "journal database error")                                  \
-  XX(ESTATE, -15, "state directory is not private")
+  XX(ESTATE, -15, "state directory is not private")                           \
+  XX(ECONNECT, -16, "could not connect")                                       \
+  XX(EHOSTKEY, -17, "host key not verified")                                   \
+  XX(EAUTH, -18, "authentication failed")                                      \
+  XX(ETIMEDOUT, -19, "timed out")
 
 typedef enum lsync_errno {
   LSYNC_OK = 0,

@@ -1,0 +1,76 @@
+/*
+ * SSH sessions (libssh2) on the context's loop: connect, verify the host
+ * key against known_hosts, authenticate with a private key, all without
+ * blocking the loop (a poll handle on the socket follows libssh2's
+ * block directions, and a timer bounds the whole connection).
+ *
+ * Host keys.  The server's key is looked up in known_hosts under
+ * host_key_alias if set, else under the host name ("[host]:port" when the
+ * port is not 22), as OpenSSH does.  A key that differs from the one
+ * recorded (or a host recorded only with keys of other types) is refused
+ * with LSYNC_EHOSTKEY and a message naming the host and the key's SHA256
+ * fingerprint, whatever accept_new_host says.  An unknown host is refused
+ * with LSYNC_EHOSTKEY unless accept_new_host is set; then its key is
+ * appended to known_hosts (the file and its directory are created, mode
+ * 0600 and 0700, when missing) and the connection goes on.
+ *
+ * Authentication.  Public key only: each of identity_files in order (a
+ * missing file is skipped), or when none are given the user's defaults
+ * ~/.ssh/id_ed25519, id_ecdsa and id_rsa.  A passphrase-protected key
+ * cannot be used (there is no one to ask).  Failure: LSYNC_EAUTH with the
+ * keys tried.  A connection that fails or does not answer gives
+ * LSYNC_ECONNECT; the whole of it taking longer than timeout_ms gives
+ * LSYNC_ETIMEDOUT.
+ *
+ * Lifecycle: connect -> on_ready(status) once -> free.  on_ready runs on
+ * the loop, never from inside lsync_ssh_connect; after a failure the
+ * session is only good for its message and free.  Freeing closes the
+ * connection (with a disconnect message when it was authenticated); it
+ * may be called from inside on_ready.  The session's memory goes when the
+ * loop runs next.
+ */
+#ifndef LIBSYNC_SSH_H
+#define LIBSYNC_SSH_H
+
+#include "context.h"
+
+#include "api.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct lsync_ssh lsync_ssh;
+
+typedef struct lsync_ssh_opts {
+  const char *host;  /* name or address to connect to (required) */
+  unsigned port;     /* 0: 22 */
+  const char *user;  /* NULL: the local user's name */
+  const char *const *identity_files; /* NULL-terminated, or NULL */
+  const char *known_hosts;    /* NULL: ~/.ssh/known_hosts */
+  const char *host_key_alias; /* NULL: the host name */
+  int accept_new_host;        /* record an unknown host's key */
+  unsigned timeout_ms;        /* 0: 30000 */
+} lsync_ssh_opts;
+
+typedef void (*lsync_ssh_ready_cb)(void *ud, lsync_ssh *s, int status);
+
+/* Start connecting.  Bad options fail here (LSYNC_EINVAL, message on
+ * ctx) and on_ready never runs. */
+LSYNC_API int lsync_ssh_connect(lsync_ctx *ctx, const lsync_ssh_opts *o,
+                                lsync_ssh_ready_cb on_ready, void *ud,
+                                lsync_ssh **out);
+
+/* The failure's message ("" before on_ready or after a success). */
+LSYNC_API const char *lsync_ssh_errmsg(const lsync_ssh *s);
+
+/* The server key's fingerprint, "SHA256:" and unpadded base64, once the
+ * key exchange is done ("" before). */
+LSYNC_API const char *lsync_ssh_fingerprint(const lsync_ssh *s);
+
+LSYNC_API void lsync_ssh_free(lsync_ssh *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
