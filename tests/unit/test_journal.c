@@ -6,7 +6,6 @@
  * random moment and the parent checks what survived.
  */
 #include <errno.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +20,7 @@
 #include <libsync/libsync.h>
 
 #include "check.h"
+#include "scratch.h"
 
 /* Stop the test: later checks would only repeat the failure. */
 #define REQUIRE(cond)                                                          \
@@ -33,27 +33,7 @@
     }                                                                          \
   } while (0)
 
-static char scratch[256];
 static lsync_ctx *ctx;
-
-static int rm_one(const char *p, const struct stat *st, int flag,
-                  struct FTW *f) {
-  (void)st, (void)flag, (void)f;
-  return remove(p);
-}
-
-static void cleanup(void) {
-  if (scratch[0])
-    nftw(scratch, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static const char *at(const char *name) {
-  static char buf[4][512];
-  static int k;
-  char *b = buf[k++ % 4];
-  snprintf(b, 512, "%s/%s", scratch, name);
-  return b;
-}
 
 static unsigned mode_of(const char *path) {
   struct stat st;
@@ -579,13 +559,8 @@ static void test_crash(const char *dir) {
 }
 
 int main(void) {
-  const char *tmp = getenv("TMPDIR");
-  snprintf(scratch, sizeof scratch, "%s/test_journal.XXXXXX",
-           tmp && *tmp ? tmp : "/tmp");
-  if (!mkdtemp(scratch)) {
-    perror("mkdtemp");
+  if (scratch_make("test_journal") < 0)
     return 1;
-  }
   if (lsync_ctx_new(&ctx) < 0)
     return 1;
   test_modes();
