@@ -24,6 +24,8 @@
 #include "producer.h"
 #include "retry.h"
 #include "scan.h"
+#include "ssh.h"
+#include "sshconf.h"
 #include "worker.h"
 
 #define LSYNC_VERSION_MAJOR 0
