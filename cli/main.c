@@ -31,6 +31,8 @@ static const struct {
     {"copy", cli_lua_main, "copy SRC to DST with parallel workers"},
     {"resume", cli_lua_main, "run the unfinished chunks of a job again"},
     {"list", cli_lua_main, "list the jobs in the journal"},
+    {"check-key", cmd_checkkey,
+     "whether a key logs in to HOST without a password (true/false)"},
     {"chunk", cmd_chunk,
      "partition a tree into chunk lists (fpart-compatible)"},
     {"demo", cmd_demo, "generate a sample tree and sync it with the default plan"},
@@ -41,7 +43,7 @@ static void usage(FILE *out) {
                "\n"
                "commands:\n");
   for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
-    fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
   fprintf(out, "\n"
                "Run 'syncplan COMMAND --help' for a command's options.\n"
                "Exit status: 0 done, 1 finished with failures, 2 usage error,\n"

@@ -1,0 +1,667 @@
+/*
+ * SSH sessions: libssh2 driven by the loop.  libssh2 runs non-blocking
+ * on a socket of our own; whenever a call returns LIBSSH2_ERROR_EAGAIN,
+ * libssh2_session_block_directions says whether it waits to read or to
+ * write, a uv_poll_t on the socket waits for that, and the same step is
+ * called again.  One timer bounds the whole connection.
+ *
+ * States: RESOLVE (uv_getaddrinfo) -> CONNECT (a non-blocking connect()
+ * per address, until one answers) -> HANDSHAKE -> host key check (file
+ * reads, no network) -> AUTHLIST -> AUTH (one identity file after the
+ * other) -> READY, or FAILED from any of them.
+ *
+ * Memory: the struct holds two handles (the poll handle once a socket
+ * exists, the timer) and maybe a pending getaddrinfo request; free closes
+ * or cancels them and the struct goes when the last of them has called
+ * back (`pending`).  The poll handle is re-initialised for each address
+ * tried, after the previous one's close callback.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libssh2.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "internal.h"
+
+#define DEFAULT_TIMEOUT_MS 30000
+#define MAX_IDS 32
+
+enum state {
+  S_RESOLVE,
+  S_CONNECT,
+  S_HANDSHAKE,
+  S_AUTHLIST,
+  S_AUTH,
+  S_READY,
+  S_FAILED
+};
+
+struct lsync_ssh {
+  lsync_ctx *ctx;
+  lsync_ssh_ready_cb on_ready;
+  void *ud;
+  uv_timer_t timer;
+  uv_poll_t poll;
+  uv_getaddrinfo_t gai;
+  int poll_open, gai_active, pending, closing, reported;
+  enum state st;
+
+  /* Options, copied. */
+  char *host, *user, *known_hosts, *alias;
+  char *ids[MAX_IDS];
+  size_t nids, id_i;
+  unsigned port, timeout_ms;
+  int accept_new;
+
+  struct addrinfo *ai, *ai_next;
+  int fd;
+  int last_connect_err;
+  LIBSSH2_SESSION *sess;
+
+  char fingerprint[64];
+  char tried[512]; /* the keys tried and why each failed */
+  char errmsg[LSYNC__ERRMSG_MAX];
+};
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static int init_rc;
+static void init_libssh2(void) { init_rc = libssh2_init(0); }
+
+static void step(lsync_ssh *s);
+static void try_address(lsync_ssh *s);
+
+/* ---- helpers ----------------------------------------------------------- */
+
+static const char *home_dir(void) {
+  const char *h = getenv("HOME");
+  if (h && *h)
+    return h;
+  struct passwd *pw = getpwuid(getuid());
+  return pw ? pw->pw_dir : "/";
+}
+
+static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+
+static char *home_path(const char *rel) {
+  const char *h = home_dir();
+  size_t n = strlen(h) + strlen(rel) + 2;
+  char *p = malloc(n);
+  if (p)
+    snprintf(p, n, "%s/%s", h, rel);
+  return p;
+}
+
+/* The session's own message (the context may serve other objects). */
+static void set_msg(lsync_ssh *s, const char *fmt, va_list ap) {
+  vsnprintf(s->errmsg, sizeof s->errmsg, fmt, ap);
+}
+
+static void release(lsync_ssh *s);
+
+/* The one report: on_ready may free the session, so nothing touches it
+ * after the call. */
+static void report(lsync_ssh *s, int status) {
+  if (s->reported || s->closing)
+    return;
+  s->reported = 1;
+  uv_timer_stop(&s->timer);
+  if (s->poll_open)
+    uv_poll_stop(&s->poll);
+  s->on_ready(s->ud, s, status);
+}
+
+static void fail(lsync_ssh *s, int code, const char *fmt, ...)
+    LSYNC__PRINTF(3, 4);
+static void fail(lsync_ssh *s, int code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  set_msg(s, fmt, ap);
+  va_end(ap);
+  s->st = S_FAILED;
+  report(s, code);
+}
+
+static const char *ssh_error(lsync_ssh *s) {
+  char *msg = NULL;
+  if (!s->sess || libssh2_session_last_error(s->sess, &msg, NULL, 0) == 0 ||
+      !msg)
+    return "unknown error";
+  return msg;
+}
+
+/* "SHA256:" and unpadded base64, as OpenSSH prints fingerprints. */
+static void make_fingerprint(lsync_ssh *s) {
+  static const char b64[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  const unsigned char *h = (const unsigned char *)libssh2_hostkey_hash(
+      s->sess, LIBSSH2_HOSTKEY_HASH_SHA256);
+  if (!h)
+    return;
+  char *o = s->fingerprint + sprintf(s->fingerprint, "SHA256:");
+  for (int i = 0; i < 32; i += 3) {
+    unsigned v = (unsigned)h[i] << 16;
+    if (i + 1 < 32)
+      v |= (unsigned)h[i + 1] << 8;
+    if (i + 2 < 32)
+      v |= h[i + 2];
+    *o++ = b64[(v >> 18) & 63];
+    *o++ = b64[(v >> 12) & 63];
+    if (i + 1 < 32)
+      *o++ = b64[(v >> 6) & 63];
+    if (i + 2 < 32)
+      *o++ = b64[v & 63];
+  }
+  *o = '\0';
+}
+
+/* ---- host keys --------------------------------------------------------- */
+
+static const struct {
+  int hostkey_type;
+  int knownhost_key;
+  const char *name;
+} key_types[] = {
+    {LIBSSH2_HOSTKEY_TYPE_RSA, LIBSSH2_KNOWNHOST_KEY_SSHRSA, "ssh-rsa"},
+    {LIBSSH2_HOSTKEY_TYPE_DSS, LIBSSH2_KNOWNHOST_KEY_SSHDSS, "ssh-dss"},
+    {LIBSSH2_HOSTKEY_TYPE_ECDSA_256, LIBSSH2_KNOWNHOST_KEY_ECDSA_256,
+     "ecdsa-sha2-nistp256"},
+    {LIBSSH2_HOSTKEY_TYPE_ECDSA_384, LIBSSH2_KNOWNHOST_KEY_ECDSA_384,
+     "ecdsa-sha2-nistp384"},
+    {LIBSSH2_HOSTKEY_TYPE_ECDSA_521, LIBSSH2_KNOWNHOST_KEY_ECDSA_521,
+     "ecdsa-sha2-nistp521"},
+    {LIBSSH2_HOSTKEY_TYPE_ED25519, LIBSSH2_KNOWNHOST_KEY_ED25519,
+     "ssh-ed25519"},
+};
+#define NKEY_TYPES (sizeof key_types / sizeof *key_types)
+
+/* Read known_hosts a line at a time: a line libssh2 cannot parse (a
+ * marker such as @cert-authority, a key type it does not know) is
+ * skipped rather than failing the whole file.  A missing file is empty. */
+static int read_known_hosts(lsync_ssh *s, LIBSSH2_KNOWNHOSTS *kh,
+                            const char *path) {
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return errno == ENOENT ? 0 : -errno;
+  char *line = NULL;
+  size_t cap = 0;
+  ssize_t n;
+  while ((n = getline(&line, &cap, f)) > 0) {
+    if (libssh2_knownhost_readline(kh, line, (size_t)n,
+                                   LIBSSH2_KNOWNHOST_FILE_OPENSSH) < 0)
+      lsync__log(s->ctx, LSYNC_LOG_DEBUG, "%s: a line ssh cannot use: %.60s",
+                 path, line);
+  }
+  free(line);
+  fclose(f);
+  return 0;
+}
+
+/* Append the host's key to known_hosts, making the file (0600) and its
+ * directory (0700) when missing. */
+static int add_known_host(lsync_ssh *s, LIBSSH2_KNOWNHOSTS *kh,
+                          const char *path, const char *name, const char *key,
+                          size_t len, int typemask) {
+  struct libssh2_knownhost *node;
+  char line[16384];
+  size_t out;
+  if (libssh2_knownhost_addc(kh, name, NULL, key, len, NULL, 0, typemask,
+                             &node) < 0 ||
+      libssh2_knownhost_writeline(kh, node, line, sizeof line, &out,
+                                  LIBSSH2_KNOWNHOST_FILE_OPENSSH) < 0)
+    return -EINVAL;
+  char *dir = strdup(path), *slash = dir ? strrchr(dir, '/') : NULL;
+  if (slash && slash != dir) {
+    *slash = '\0';
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+      int e = errno;
+      free(dir);
+      return -e;
+    }
+  }
+  free(dir);
+  int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return -errno;
+  ssize_t w = write(fd, line, out);
+  int e = w == (ssize_t)out ? 0 : w < 0 ? errno : EIO;
+  if (close(fd) < 0 && !e)
+    e = errno;
+  (void)s;
+  return -e;
+}
+
+/* 0, or the session failed (reported). */
+static int check_host_key(lsync_ssh *s) {
+  size_t len;
+  int type;
+  const char *key = libssh2_session_hostkey(s->sess, &len, &type);
+  size_t ti = 0;
+  while (ti < NKEY_TYPES && key_types[ti].hostkey_type != type)
+    ti++;
+  make_fingerprint(s);
+  if (!key || ti == NKEY_TYPES) {
+    fail(s, LSYNC_EHOSTKEY, "%s: the server's host key is of a type "
+         "known_hosts cannot hold", s->host);
+    return -1;
+  }
+  /* As OpenSSH: the alias if any, else the host, bracketed with the port
+   * when it is not 22. */
+  char name[1100];
+  if (s->alias)
+    snprintf(name, sizeof name, "%s", s->alias);
+  else if (s->port == 22)
+    snprintf(name, sizeof name, "%s", s->host);
+  else
+    snprintf(name, sizeof name, "[%s]:%u", s->host, s->port);
+  char *path = s->known_hosts ? strdup(s->known_hosts)
+                              : home_path(".ssh/known_hosts");
+  LIBSSH2_KNOWNHOSTS *kh = libssh2_knownhost_init(s->sess);
+  if (!path || !kh) {
+    free(path);
+    fail(s, LSYNC_ENOMEM, "out of memory");
+    return -1;
+  }
+  int rc = read_known_hosts(s, kh, path), ret = -1;
+  int base = LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW;
+  if (rc < 0) {
+    fail(s, LSYNC_EHOSTKEY, "cannot read %s: %s", path, strerror(-rc));
+    goto out;
+  }
+  int check = libssh2_knownhost_checkp(kh, name, -1, key, len,
+                                       base | key_types[ti].knownhost_key,
+                                       NULL);
+  /* Recorded with keys of other types only: the server now offers one we
+   * cannot compare, which is as suspect as a changed key. */
+  for (size_t j = 0; check == LIBSSH2_KNOWNHOST_CHECK_NOTFOUND &&
+                     j < NKEY_TYPES; j++)
+    if (j != ti &&
+        libssh2_knownhost_checkp(kh, name, -1, key, len,
+                                 base | key_types[j].knownhost_key, NULL) ==
+            LIBSSH2_KNOWNHOST_CHECK_MISMATCH)
+      check = LIBSSH2_KNOWNHOST_CHECK_MISMATCH;
+  switch (check) {
+  case LIBSSH2_KNOWNHOST_CHECK_MATCH:
+    ret = 0;
+    break;
+  case LIBSSH2_KNOWNHOST_CHECK_MISMATCH:
+    fail(s, LSYNC_EHOSTKEY,
+         "host key for %s has changed: the server offers %s %s, which is "
+         "not the key recorded in %s; refusing to connect",
+         name, key_types[ti].name, s->fingerprint, path);
+    break;
+  case LIBSSH2_KNOWNHOST_CHECK_NOTFOUND:
+    if (!s->accept_new) {
+      fail(s, LSYNC_EHOSTKEY,
+           "host %s is not in %s (its key is %s %s); accept it explicitly "
+           "(accept new hosts) or add it to known_hosts",
+           name, path, key_types[ti].name, s->fingerprint);
+      break;
+    }
+    rc = add_known_host(s, kh, path, name, key, len,
+                        base | key_types[ti].knownhost_key);
+    if (rc < 0) {
+      fail(s, LSYNC_EHOSTKEY, "cannot add %s to %s: %s", name, path,
+           strerror(-rc));
+      break;
+    }
+    lsync__log(s->ctx, LSYNC_LOG_INFO, "added %s %s %s to %s", name,
+               key_types[ti].name, s->fingerprint, path);
+    ret = 0;
+    break;
+  default:
+    fail(s, LSYNC_EHOSTKEY, "cannot check the host key of %s: %s", name,
+         ssh_error(s));
+  }
+out:
+  libssh2_knownhost_free(kh);
+  free(path);
+  return ret;
+}
+
+/* ---- authentication ---------------------------------------------------- */
+
+static void note_tried(lsync_ssh *s, const char *path, const char *why) {
+  size_t n = strlen(s->tried);
+  snprintf(s->tried + n, sizeof s->tried - n, "%s%s (%s)", n ? ", " : "",
+           path, why);
+}
+
+/* LIBSSH2_ERROR_EAGAIN, 0 when authenticated, or 1 when no key is left. */
+static int try_keys(lsync_ssh *s) {
+  for (; s->id_i < s->nids; s->id_i++) {
+    const char *path = s->ids[s->id_i];
+    if (access(path, R_OK) < 0) {
+      if (errno != ENOENT)
+        note_tried(s, path, strerror(errno));
+      continue;
+    }
+    int rc = libssh2_userauth_publickey_fromfile_ex(
+        s->sess, s->user, (unsigned)strlen(s->user), NULL, path, NULL);
+    if (rc == LIBSSH2_ERROR_EAGAIN || rc == 0)
+      return rc;
+    note_tried(s, path,
+               rc == LIBSSH2_ERROR_FILE ? "cannot load it (passphrase?)"
+               : rc == LIBSSH2_ERROR_AUTHENTICATION_FAILED ||
+                       rc == LIBSSH2_ERROR_PUBLICKEY_UNVERIFIED
+                   ? "refused"
+                   : ssh_error(s));
+  }
+  return 1;
+}
+
+/* ---- the state machine ------------------------------------------------- */
+
+static void on_poll(uv_poll_t *h, int status, int events);
+
+/* Wait for what libssh2 is blocked on, then step again. */
+static void wait_socket(lsync_ssh *s) {
+  int dirs = libssh2_session_block_directions(s->sess), ev = 0;
+  if (dirs & LIBSSH2_SESSION_BLOCK_INBOUND)
+    ev |= UV_READABLE;
+  if (dirs & LIBSSH2_SESSION_BLOCK_OUTBOUND)
+    ev |= UV_WRITABLE;
+  uv_poll_start(&s->poll, ev ? ev : UV_READABLE, on_poll);
+}
+
+static void step(lsync_ssh *s) {
+  int rc;
+  for (;;) {
+    switch (s->st) {
+    case S_HANDSHAKE:
+      rc = libssh2_session_handshake(s->sess, s->fd);
+      if (rc == LIBSSH2_ERROR_EAGAIN)
+        return wait_socket(s);
+      if (rc) {
+        fail(s, LSYNC_ECONNECT, "ssh handshake with %s:%u failed: %s",
+             s->host, s->port, ssh_error(s));
+        return;
+      }
+      if (check_host_key(s) < 0)
+        return;
+      s->st = S_AUTHLIST;
+      break;
+    case S_AUTHLIST: {
+      const char *list =
+          libssh2_userauth_list(s->sess, s->user, (unsigned)strlen(s->user));
+      if (!list && libssh2_session_last_errno(s->sess) ==
+                       LIBSSH2_ERROR_EAGAIN)
+        return wait_socket(s);
+      if (!list && libssh2_userauth_authenticated(s->sess)) {
+        s->st = S_READY;
+        break;
+      }
+      if (!list || !strstr(list, "publickey")) {
+        fail(s, LSYNC_EAUTH, "%s@%s does not take public keys (offers: %s)",
+             s->user, s->host, list ? list : ssh_error(s));
+        return;
+      }
+      s->st = S_AUTH;
+      break;
+    }
+    case S_AUTH:
+      rc = try_keys(s);
+      if (rc == LIBSSH2_ERROR_EAGAIN)
+        return wait_socket(s);
+      if (rc) {
+        fail(s, LSYNC_EAUTH, "no key accepted for %s@%s (tried: %s)",
+             s->user, s->host, s->tried[0] ? s->tried : "no key file found");
+        return;
+      }
+      s->st = S_READY;
+      break;
+    case S_READY:
+      report(s, 0);
+      return;
+    default:
+      return;
+    }
+  }
+}
+
+static void on_poll(uv_poll_t *h, int status, int events) {
+  lsync_ssh *s = h->data;
+  (void)events;
+  if (s->st == S_CONNECT) {
+    /* A refused connect() may come as an error on the poll rather than
+     * as writable: either way SO_ERROR says why. */
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+      err = errno;
+    if (!err && status < 0)
+      err = -status;
+    if (err) {
+      s->last_connect_err = err;
+      uv_poll_stop(&s->poll);
+      return try_address(s); /* the next address, if any */
+    }
+    if (!(s->sess = libssh2_session_init_ex(NULL, NULL, NULL, s))) {
+      fail(s, LSYNC_ENOMEM, "out of memory");
+      return;
+    }
+    libssh2_session_set_blocking(s->sess, 0);
+    s->st = S_HANDSHAKE;
+  } else if (status < 0) {
+    fail(s, LSYNC_ECONNECT, "connection to %s:%u: %s", s->host, s->port,
+         uv_strerror(status));
+    return;
+  }
+  step(s);
+}
+
+static void on_poll_closed_next(uv_handle_t *h) {
+  lsync_ssh *s = h->data;
+  s->pending--;
+  s->poll_open = 0;
+  close(s->fd);
+  s->fd = -1;
+  if (s->closing)
+    return release(s);
+  try_address(s);
+}
+
+/* Connect to the next resolved address; the poll handle of the previous
+ * one is closed first. */
+static void try_address(lsync_ssh *s) {
+  if (s->poll_open) {
+    s->pending++;
+    uv_close((uv_handle_t *)&s->poll, on_poll_closed_next);
+    return;
+  }
+  while (s->ai_next) {
+    struct addrinfo *a = s->ai_next;
+    s->ai_next = a->ai_next;
+    int fd = socket(a->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                    0);
+    if (fd < 0) {
+      s->last_connect_err = errno;
+      continue;
+    }
+    if (connect(fd, a->ai_addr, a->ai_addrlen) < 0 && errno != EINPROGRESS) {
+      s->last_connect_err = errno;
+      close(fd);
+      continue;
+    }
+    s->fd = fd;
+    uv_poll_init_socket(s->timer.loop, &s->poll, fd);
+    s->poll.data = s;
+    s->poll_open = 1;
+    uv_poll_start(&s->poll, UV_WRITABLE, on_poll);
+    return;
+  }
+  fail(s, LSYNC_ECONNECT, "cannot connect to %s:%u: %s", s->host, s->port,
+       strerror(s->last_connect_err ? s->last_connect_err : EHOSTUNREACH));
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status,
+                        struct addrinfo *ai) {
+  lsync_ssh *s = req->data;
+  s->gai_active = 0;
+  s->ai = ai;
+  if (s->closing) {
+    s->pending--;
+    return release(s);
+  }
+  if (status < 0) {
+    fail(s, LSYNC_ECONNECT, "cannot resolve %s: %s", s->host,
+         uv_strerror(status));
+    return;
+  }
+  s->st = S_CONNECT;
+  s->ai_next = ai;
+  try_address(s);
+}
+
+static void on_timeout(uv_timer_t *t) {
+  lsync_ssh *s = t->data;
+  fail(s, LSYNC_ETIMEDOUT, "%s:%u did not answer within %u s", s->host,
+       s->port, (s->timeout_ms + 999) / 1000);
+}
+
+/* ---- the interface ----------------------------------------------------- */
+
+static int copy_opts(lsync_ssh *s, const lsync_ssh_opts *o) {
+  struct passwd *pw = o->user ? NULL : getpwuid(getuid());
+  s->host = strdup(o->host);
+  s->user = o->user ? strdup(o->user) : pw ? strdup(pw->pw_name) : NULL;
+  s->known_hosts = dup_or_null(o->known_hosts);
+  s->alias = dup_or_null(o->host_key_alias);
+  s->port = o->port ? o->port : 22;
+  s->timeout_ms = o->timeout_ms ? o->timeout_ms : DEFAULT_TIMEOUT_MS;
+  s->accept_new = o->accept_new_host;
+  static const char *const defaults[] = {".ssh/id_ed25519", ".ssh/id_ecdsa",
+                                         ".ssh/id_rsa", NULL};
+  if (o->identity_files) {
+    for (size_t i = 0; o->identity_files[i] && s->nids < MAX_IDS; i++)
+      if (!(s->ids[s->nids++] = strdup(o->identity_files[i])))
+        return -1;
+  } else {
+    for (size_t i = 0; defaults[i]; i++)
+      if (!(s->ids[s->nids++] = home_path(defaults[i])))
+        return -1;
+  }
+  if (!s->host || !s->user || (o->known_hosts && !s->known_hosts) ||
+      (o->host_key_alias && !s->alias))
+    return -1;
+  return 0;
+}
+
+static void free_fields(lsync_ssh *s) {
+  free(s->host);
+  free(s->user);
+  free(s->known_hosts);
+  free(s->alias);
+  for (size_t i = 0; i < s->nids; i++)
+    free(s->ids[i]);
+  if (s->ai)
+    uv_freeaddrinfo(s->ai);
+}
+
+int lsync_ssh_connect(lsync_ctx *ctx, const lsync_ssh_opts *o,
+                      lsync_ssh_ready_cb on_ready, void *ud,
+                      lsync_ssh **out) {
+  *out = NULL;
+  if (!o || !o->host || !*o->host || !on_ready || o->port > 65535)
+    return lsync__fail(ctx, LSYNC_EINVAL,
+                       "ssh: a host, a port up to 65535 and on_ready needed");
+  pthread_once(&init_once, init_libssh2);
+  if (init_rc)
+    return lsync__fail(ctx, LSYNC_ESYS, "ssh: libssh2 cannot start");
+  uv_loop_t *loop = lsync__loop(ctx);
+  if (!loop)
+    return LSYNC_ENOMEM;
+  lsync_ssh *s = calloc(1, sizeof *s);
+  if (!s || copy_opts(s, o) < 0) {
+    if (s)
+      free_fields(s);
+    free(s);
+    return lsync__fail(ctx, LSYNC_ENOMEM, "ssh: out of memory");
+  }
+  s->ctx = ctx;
+  s->on_ready = on_ready;
+  s->ud = ud;
+  s->fd = -1;
+  uv_timer_init(loop, &s->timer);
+  s->timer.data = s;
+  s->gai.data = s;
+  char port[8];
+  snprintf(port, sizeof port, "%u", s->port);
+  struct addrinfo hints = {0};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  int rc = uv_getaddrinfo(loop, &s->gai, on_resolved, s->host, port, &hints);
+  if (rc < 0) {
+    lsync__fail(ctx, LSYNC_ECONNECT, "ssh: cannot resolve %s: %s", s->host,
+                uv_strerror(rc));
+    lsync_ssh_free(s);
+    return LSYNC_ECONNECT;
+  }
+  s->gai_active = 1;
+  uv_timer_start(&s->timer, on_timeout, s->timeout_ms, 0);
+  *out = s;
+  return 0;
+}
+
+const char *lsync_ssh_errmsg(const lsync_ssh *s) {
+  return s->st == S_FAILED ? s->errmsg : "";
+}
+
+const char *lsync_ssh_fingerprint(const lsync_ssh *s) {
+  return s->fingerprint;
+}
+
+static void release(lsync_ssh *s) {
+  if (s->pending)
+    return;
+  free_fields(s);
+  free(s);
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+  lsync_ssh *s = h->data;
+  if (h == (uv_handle_t *)&s->poll) {
+    s->poll_open = 0;
+    if (s->fd >= 0)
+      close(s->fd);
+    s->fd = -1;
+  }
+  s->pending--;
+  release(s);
+}
+
+void lsync_ssh_free(lsync_ssh *s) {
+  if (!s || s->closing)
+    return;
+  s->closing = 1;
+  if (s->sess) {
+    /* One try at a polite goodbye, without waiting; then the session's
+     * memory (no channel is open, so freeing needs no network). */
+    if (s->st == S_READY)
+      libssh2_session_disconnect(s->sess, "done");
+    libssh2_session_set_blocking(s->sess, 1);
+    libssh2_session_free(s->sess);
+    s->sess = NULL;
+  }
+  s->pending++;
+  uv_close((uv_handle_t *)&s->timer, on_handle_closed);
+  if (s->poll_open && !uv_is_closing((uv_handle_t *)&s->poll)) {
+    s->pending++;
+    uv_close((uv_handle_t *)&s->poll, on_handle_closed);
+  } else if (!s->poll_open && s->fd >= 0) {
+    close(s->fd);
+    s->fd = -1;
+  }
+  if (s->gai_active) {
+    s->pending++; /* on_resolved runs, with UV_ECANCELED or not */
+    uv_cancel((uv_req_t *)&s->gai);
+  }
+}
