@@ -65,6 +65,7 @@ void lb_worker_open(lua_State *L);   /* worker */
 void lb_producer_open(lua_State *L); /* producer */
 void lb_journal_open(lua_State *L);  /* journal, state_dir */
 void lb_retry_open(lua_State *L);    /* classify, backoff, bucket, durations */
+void lb_ssh_open(lua_State *L);      /* ssh */
 
 int lb_scan_new(lua_State *L);   /* syncplan.scan(dir [, opts]) */
 int lb_chunk_tree(lua_State *L); /* syncplan.chunk(dir [, opts]) */

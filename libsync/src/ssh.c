@@ -42,7 +42,27 @@ enum state {
   S_AUTHLIST,
   S_AUTH,
   S_READY,
+  S_LIVE, /* connected: running commands */
   S_FAILED
+};
+
+/* A command on an exec channel: open, exec, feed stdin and read both
+ * outputs, then close, wait for the server's close, free. */
+enum cstate { C_OPEN, C_EXEC, C_IO, C_CLOSE, C_WAIT, C_FREE };
+
+struct exec {
+  struct exec *next;
+  LIBSSH2_CHANNEL *ch;
+  enum cstate st;
+  char *cmd;
+  char *input;
+  size_t in_len, in_off;
+  int eof_sent;
+  int exit_status;
+  char *exit_signal; /* libssh2's allocation */
+  lsync_ssh_data_cb on_data;
+  lsync_ssh_exit_cb on_exit;
+  void *ud;
 };
 
 struct lsync_ssh {
@@ -66,6 +86,8 @@ struct lsync_ssh {
   int fd;
   int last_connect_err;
   LIBSSH2_SESSION *sess;
+  struct exec *execs;
+  int driving, redrive;
 
   char fingerprint[64];
   char tried[512]; /* the keys tried and why each failed */
@@ -358,9 +380,225 @@ static int try_keys(lsync_ssh *s) {
   return 1;
 }
 
-/* ---- the state machine ------------------------------------------------- */
+/* ---- commands ---------------------------------------------------------- */
+
+static void exec_free(lsync_ssh *s, struct exec *e) {
+  if (e->exit_signal)
+    libssh2_free(s->sess, e->exit_signal);
+  if (e->ch) {
+    /* Only when the session goes: it then frees what is left, blocking
+     * for at most the close messages of channels still open. */
+    libssh2_session_set_blocking(s->sess, 1);
+    libssh2_channel_free(e->ch);
+  }
+  free(e->cmd);
+  free(e->input);
+  free(e);
+}
+
+/* Take e off the session's list and report it; the callback may run more
+ * commands or free the session. */
+static void exec_end(lsync_ssh *s, struct exec *e, int rc) {
+  struct exec **pp = &s->execs;
+  while (*pp != e)
+    pp = &(*pp)->next;
+  *pp = e->next;
+  char sig[32] = "";
+  if (e->exit_signal)
+    snprintf(sig, sizeof sig, "%s", e->exit_signal);
+  int status = e->exit_signal ? -1 : e->exit_status;
+  lsync_ssh_exit_cb cb = e->on_exit;
+  void *ud = e->ud;
+  e->ch = NULL; /* freed already, or failed with the connection */
+  exec_free(s, e);
+  cb(ud, rc, status, sig[0] ? sig : NULL);
+}
+
+static int exec_fail(lsync_ssh *s, struct exec *e, const char *what) {
+  int e_no = libssh2_session_last_errno(s->sess);
+  int code = e_no == LIBSSH2_ERROR_SOCKET_SEND ||
+                     e_no == LIBSSH2_ERROR_SOCKET_RECV ||
+                     e_no == LIBSSH2_ERROR_SOCKET_DISCONNECT
+                 ? LSYNC_ECONNECT
+                 : LSYNC_EIO;
+  snprintf(s->errmsg, sizeof s->errmsg, "%s: %s '%.200s': %s", s->host, what,
+           e->cmd, ssh_error(s));
+  if (e->ch && e->st != C_FREE)
+    libssh2_channel_free(e->ch); /* best effort; non-blocking */
+  exec_end(s, e, code);
+  return 0;
+}
+
+/* Feed stdin, then end-of-file; read what both outputs have.  EAGAIN
+ * while the command runs, 1 once the server sent end-of-file, 0 when the
+ * command failed or the session went (callbacks). */
+static int exec_io(lsync_ssh *s, struct exec *e) {
+  char buf[32768];
+  while (e->in_off < e->in_len) {
+    ssize_t n = libssh2_channel_write(e->ch, e->input + e->in_off,
+                                      e->in_len - e->in_off);
+    if (n == LIBSSH2_ERROR_EAGAIN)
+      break;
+    if (n < 0)
+      return exec_fail(s, e, "writing to");
+    e->in_off += (size_t)n;
+  }
+  if (e->in_off == e->in_len && !e->eof_sent) {
+    int rc = libssh2_channel_send_eof(e->ch);
+    if (rc < 0 && rc != LIBSSH2_ERROR_EAGAIN)
+      return exec_fail(s, e, "ending the input of");
+    e->eof_sent = rc == 0;
+  }
+  for (int fd = 1; fd <= 2; fd++) {
+    for (;;) {
+      ssize_t n = libssh2_channel_read_ex(
+          e->ch, fd == 2 ? SSH_EXTENDED_DATA_STDERR : 0, buf, sizeof buf);
+      if (n == LIBSSH2_ERROR_EAGAIN || n == 0)
+        break;
+      if (n < 0)
+        return exec_fail(s, e, "reading from");
+      e->on_data(e->ud, fd, buf, (size_t)n);
+      if (s->closing)
+        return 0;
+    }
+  }
+  return libssh2_channel_eof(e->ch) ? 1 : LIBSSH2_ERROR_EAGAIN;
+}
+
+/* EAGAIN while e waits on the socket, 0 once it ended (reported). */
+static int exec_step(lsync_ssh *s, struct exec *e) {
+  int rc;
+  for (;;) {
+    switch (e->st) {
+    case C_OPEN:
+      if (!(e->ch = libssh2_channel_open_session(s->sess))) {
+        if (libssh2_session_last_errno(s->sess) == LIBSSH2_ERROR_EAGAIN)
+          return LIBSSH2_ERROR_EAGAIN;
+        return exec_fail(s, e, "cannot open a channel for");
+      }
+      e->st = C_EXEC;
+      break;
+    case C_EXEC:
+      rc = libssh2_channel_exec(e->ch, e->cmd);
+      if (rc == LIBSSH2_ERROR_EAGAIN)
+        return rc;
+      if (rc < 0)
+        return exec_fail(s, e, "cannot run");
+      e->st = C_IO;
+      break;
+    case C_IO:
+      rc = exec_io(s, e);
+      if (rc != 1)
+        return rc;
+      e->st = C_CLOSE;
+      break;
+    case C_CLOSE:
+      rc = libssh2_channel_close(e->ch);
+      if (rc == LIBSSH2_ERROR_EAGAIN)
+        return rc;
+      if (rc < 0)
+        return exec_fail(s, e, "closing the channel of");
+      e->st = C_WAIT;
+      break;
+    case C_WAIT:
+      rc = libssh2_channel_wait_closed(e->ch);
+      if (rc == LIBSSH2_ERROR_EAGAIN)
+        return rc;
+      if (rc < 0)
+        return exec_fail(s, e, "closing the channel of");
+      e->exit_status = libssh2_channel_get_exit_status(e->ch);
+      libssh2_channel_get_exit_signal(e->ch, &e->exit_signal, NULL, NULL,
+                                      NULL, NULL, NULL);
+      e->st = C_FREE;
+      break;
+    case C_FREE:
+      rc = libssh2_channel_free(e->ch);
+      if (rc == LIBSSH2_ERROR_EAGAIN)
+        return rc;
+      exec_end(s, e, 0);
+      return 0;
+    }
+  }
+}
 
 static void on_poll(uv_poll_t *h, int status, int events);
+
+/* Step every command; wait on the socket while any is left.  Callbacks
+ * may start commands (they run in a further round) or free the session
+ * (which ends this one). */
+static void drive_execs(lsync_ssh *s) {
+  if (s->driving) {
+    s->redrive = 1;
+    return;
+  }
+  s->driving = 1;
+  do {
+    s->redrive = 0;
+    for (struct exec *e = s->execs, *next; e; e = next) {
+      next = e->next;
+      exec_step(s, e);
+      if (s->closing)
+        return;
+    }
+  } while (s->redrive);
+  s->driving = 0;
+  if (!s->execs) {
+    uv_poll_stop(&s->poll);
+    return;
+  }
+  /* Reading is always of interest: any channel may receive. */
+  int ev = UV_READABLE;
+  if (libssh2_session_block_directions(s->sess) &
+      LIBSSH2_SESSION_BLOCK_OUTBOUND)
+    ev |= UV_WRITABLE;
+  uv_poll_start(&s->poll, ev, on_poll);
+}
+
+/* The connection broke under running commands: each fails. */
+static void fail_execs(lsync_ssh *s, const char *why) {
+  snprintf(s->errmsg, sizeof s->errmsg, "%s: connection lost: %s", s->host,
+           why);
+  while (s->execs && !s->closing) {
+    struct exec *e = s->execs;
+    if (e->ch)
+      libssh2_channel_free(e->ch);
+    exec_end(s, e, LSYNC_ECONNECT);
+  }
+}
+
+int lsync_ssh_exec(lsync_ssh *s, const char *cmd, const char *input,
+                   size_t len, lsync_ssh_data_cb on_data,
+                   lsync_ssh_exit_cb on_exit, void *ud) {
+  if (s->st != S_LIVE || s->closing || !cmd || !on_data || !on_exit)
+    return lsync__fail(s->ctx, LSYNC_EINVAL,
+                       "ssh: a connected session, a command and callbacks "
+                       "needed");
+  struct exec *e = calloc(1, sizeof *e);
+  if (!e || !(e->cmd = strdup(cmd)) ||
+      (len && !(e->input = malloc(len)))) {
+    if (e)
+      free(e->cmd);
+    free(e);
+    return lsync__fail(s->ctx, LSYNC_ENOMEM, "ssh: out of memory");
+  }
+  if (len)
+    memcpy(e->input, input, len);
+  e->in_len = len;
+  e->on_data = on_data;
+  e->on_exit = on_exit;
+  e->ud = ud;
+  e->next = s->execs;
+  s->execs = e;
+  /* Started from the loop, never from here: on_exit cannot run inside
+   * this call. */
+  if (!s->driving)
+    uv_poll_start(&s->poll, UV_READABLE | UV_WRITABLE, on_poll);
+  else
+    s->redrive = 1;
+  return 0;
+}
+
+/* ---- the state machine ------------------------------------------------- */
 
 /* Wait for what libssh2 is blocked on, then step again. */
 static void wait_socket(lsync_ssh *s) {
@@ -419,8 +657,11 @@ static void step(lsync_ssh *s) {
       s->st = S_READY;
       break;
     case S_READY:
+      s->st = S_LIVE;
       report(s, 0);
       return;
+    case S_LIVE:
+      return drive_execs(s);
     default:
       return;
     }
@@ -450,6 +691,10 @@ static void on_poll(uv_poll_t *h, int status, int events) {
     }
     libssh2_session_set_blocking(s->sess, 0);
     s->st = S_HANDSHAKE;
+  } else if (status < 0 && s->st == S_LIVE) {
+    uv_poll_stop(&s->poll);
+    fail_execs(s, uv_strerror(status));
+    return;
   } else if (status < 0) {
     fail(s, LSYNC_ECONNECT, "connection to %s:%u: %s", s->host, s->port,
          uv_strerror(status));
@@ -643,9 +888,15 @@ void lsync_ssh_free(lsync_ssh *s) {
     return;
   s->closing = 1;
   if (s->sess) {
-    /* One try at a polite goodbye, without waiting; then the session's
-     * memory (no channel is open, so freeing needs no network). */
-    if (s->st == S_READY)
+    /* Commands still running are dropped (their channels closed), one
+     * try at a polite goodbye, without waiting; then the session's
+     * memory. */
+    while (s->execs) {
+      struct exec *e = s->execs;
+      s->execs = e->next;
+      exec_free(s, e);
+    }
+    if (s->st == S_LIVE)
       libssh2_session_disconnect(s->sess, "done");
     libssh2_session_set_blocking(s->sess, 1);
     libssh2_session_free(s->sess);

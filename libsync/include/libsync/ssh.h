@@ -22,7 +22,7 @@
  * LSYNC_ECONNECT; the whole of it taking longer than timeout_ms gives
  * LSYNC_ETIMEDOUT.
  *
- * Lifecycle: connect -> on_ready(status) once -> free.  on_ready runs on
+ * Lifecycle: connect -> on_ready(status) once -> (exec ...) -> free.  on_ready runs on
  * the loop, never from inside lsync_ssh_connect; after a failure the
  * session is only good for its message and free.  Freeing closes the
  * connection (with a disconnect message when it was authenticated); it
@@ -31,6 +31,8 @@
  */
 #ifndef LIBSYNC_SSH_H
 #define LIBSYNC_SSH_H
+
+#include <stddef.h>
 
 #include "context.h"
 
@@ -67,6 +69,25 @@ LSYNC_API const char *lsync_ssh_errmsg(const lsync_ssh *s);
 /* The server key's fingerprint, "SHA256:" and unpadded base64, once the
  * key exchange is done ("" before). */
 LSYNC_API const char *lsync_ssh_fingerprint(const lsync_ssh *s);
+
+/* Run cmd on the remote side (an exec channel of the session, which must
+ * have connected): input (len bytes, copied; may be NULL) is its stdin,
+ * followed by end-of-file; on_data gets its stdout (fd 1) and stderr
+ * (fd 2) as they come; on_exit runs once when the channel has closed,
+ * with rc 0 and the command's exit status (or -1 and the signal's name,
+ * e.g. "KILL", when a signal ended it), or with rc a negative LSYNC_E*
+ * code (the message in lsync_ssh_errmsg) when the channel failed.  Many
+ * commands may run at once on one session.  Freeing the session drops
+ * its running commands: their on_exit does not run.  Returns 0, or
+ * LSYNC_EINVAL (not connected) / LSYNC_ENOMEM with a message on the
+ * session's context. */
+typedef void (*lsync_ssh_data_cb)(void *ud, int fd, const char *buf,
+                                  size_t len);
+typedef void (*lsync_ssh_exit_cb)(void *ud, int rc, int exit_status,
+                                  const char *exit_signal);
+LSYNC_API int lsync_ssh_exec(lsync_ssh *s, const char *cmd, const char *input,
+                             size_t len, lsync_ssh_data_cb on_data,
+                             lsync_ssh_exit_cb on_exit, void *ud);
 
 LSYNC_API void lsync_ssh_free(lsync_ssh *s);
 
