@@ -417,10 +417,6 @@ void lb_journal_open(lua_State *L) {
       {NULL, NULL}};
   static const luaL_Reg funcs[] = {
       {"state_dir", lb_state_dir}, {"journal", lb_journal_new}, {NULL, NULL}};
-  luaL_newmetatable(L, LB_JOURNAL_MT);
-  luaL_setfuncs(L, meta, 0);
-  luaL_newlib(L, methods);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  lb_new_class(L, LB_JOURNAL_MT, meta, methods, NULL);
   luaL_setfuncs(L, funcs, 0);
 }

@@ -208,14 +208,7 @@ void lb_producer_open(lua_State *L) {
       {"set_dir_times", p_set_dir_times},
       {"close", p_close},
       {NULL, NULL}};
-  luaL_newmetatable(L, PRODUCER_MT);
-  luaL_newlib(L, methods);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, p_close);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, p_close);
-  lua_setfield(L, -2, "__close");
-  lua_pop(L, 1);
+  lb_new_class(L, PRODUCER_MT, NULL, methods, p_close);
   lua_pushcfunction(L, l_producer);
   lua_setfield(L, -2, "producer");
 }

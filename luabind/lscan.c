@@ -197,9 +197,5 @@ void lb_scan_register(lua_State *L) {
                                   {NULL, NULL}};
   static const luaL_Reg methods[] = {
       {"stats", scan_stats}, {"close", scan_gc}, {NULL, NULL}};
-  luaL_newmetatable(L, LB_SCAN_MT);
-  luaL_setfuncs(L, meta, 0);
-  luaL_newlib(L, methods);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  lb_new_class(L, LB_SCAN_MT, meta, methods, NULL);
 }

@@ -283,14 +283,7 @@ void lb_ssh_open(lua_State *L) {
                                      {"fingerprint", s_fingerprint},
                                      {"close", s_close},
                                      {NULL, NULL}};
-  luaL_newmetatable(L, SSH_MT);
-  luaL_newlib(L, methods);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, s_close);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, s_close);
-  lua_setfield(L, -2, "__close");
-  lua_pop(L, 1);
+  lb_new_class(L, SSH_MT, NULL, methods, s_close);
   lua_pushcfunction(L, l_ssh);
   lua_setfield(L, -2, "ssh");
 }

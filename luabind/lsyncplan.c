@@ -19,6 +19,23 @@ int lb_fail(lua_State *L, int code, const char *msg) {
   return 3;
 }
 
+void lb_new_class(lua_State *L, const char *mt, const luaL_Reg *meta,
+                  const luaL_Reg *methods, lua_CFunction close) {
+  luaL_newmetatable(L, mt);
+  if (meta)
+    luaL_setfuncs(L, meta, 0);
+  if (close) {
+    lua_pushcfunction(L, close);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, close);
+    lua_setfield(L, -2, "__close");
+  }
+  lua_newtable(L);
+  luaL_setfuncs(L, methods, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+}
+
 /* Rules from a string or an array of strings at the table field `key`. */
 static void add_rules(lua_State *L, int opts, const char *key, lsync_filter *f,
                       int kind) {

@@ -18,6 +18,12 @@
 /* Push nil, message, code-name; returns 3 for `return lb_fail(...)`. */
 int lb_fail(lua_State *L, int code, const char *msg);
 
+/* Register a userdata type: metatable mt with the meta functions, and
+ * the methods as its __index.  A type whose close frees it passes close
+ * instead of meta (it becomes __gc and __close); meta may be NULL. */
+void lb_new_class(lua_State *L, const char *mt, const luaL_Reg *meta,
+                  const luaL_Reg *methods, lua_CFunction close);
+
 /* Read the scan options shared by scan() and chunk() from the table at
  * index idx (may be absent/nil) into opts; builds *filter from `exclude`,
  * `include` and `filter` keys.  Raises on wrong types. */

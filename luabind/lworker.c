@@ -250,14 +250,7 @@ void lb_worker_open(lua_State *L) {
       {"wait", w_wait},         {"stop", w_stop},       {"pid", w_pid},
       {"progress", w_progress}, {"running", w_running}, {"close", w_close},
       {NULL, NULL}};
-  luaL_newmetatable(L, WORKER_MT);
-  luaL_newlib(L, methods);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, w_close);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, w_close);
-  lua_setfield(L, -2, "__close");
-  lua_pop(L, 1);
+  lb_new_class(L, WORKER_MT, NULL, methods, w_close);
   lua_pushcfunction(L, l_worker);
   lua_setfield(L, -2, "worker");
 }
