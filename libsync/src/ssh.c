@@ -229,9 +229,9 @@ static int read_known_hosts(lsync_ssh *s, LIBSSH2_KNOWNHOSTS *kh,
 
 /* Append the host's key to known_hosts, making the file (0600) and its
  * directory (0700) when missing. */
-static int add_known_host(lsync_ssh *s, LIBSSH2_KNOWNHOSTS *kh,
-                          const char *path, const char *name, const char *key,
-                          size_t len, int typemask) {
+static int add_known_host(LIBSSH2_KNOWNHOSTS *kh, const char *path,
+                          const char *name, const char *key, size_t len,
+                          int typemask) {
   struct libssh2_knownhost *node;
   char line[16384];
   size_t out;
@@ -257,7 +257,6 @@ static int add_known_host(lsync_ssh *s, LIBSSH2_KNOWNHOSTS *kh,
   int e = w == (ssize_t)out ? 0 : w < 0 ? errno : EIO;
   if (close(fd) < 0 && !e)
     e = errno;
-  (void)s;
   return -e;
 }
 
@@ -328,7 +327,7 @@ static int check_host_key(lsync_ssh *s) {
            name, path, key_types[ti].name, s->fingerprint);
       break;
     }
-    rc = add_known_host(s, kh, path, name, key, len,
+    rc = add_known_host(kh, path, name, key, len,
                         base | key_types[ti].knownhost_key);
     if (rc < 0) {
       fail(s, LSYNC_EHOSTKEY, "cannot add %s to %s: %s", name, path,
