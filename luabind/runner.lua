@@ -122,12 +122,8 @@ end
 -- a longer list, or a remote source (whose list rsync forwards in
 -- blocks), stays on stdin.  Returns nil then.
 local function rsync_chunk_args_argv(job, slot, data)
-  if job.src.kind ~= "local" then return nil end
   local root = job.dot_root
-  if not root then
-    root = dot_root(job.src.path) .. "/./"
-    job.dot_root, job.arg_budget = root, sp.arg_max() // 2
-  end
+  if not root then return nil end
   local names, size = {}, 0
   for name in data:gmatch("([^%z]+)%z") do
     size = size + #root + #name + 1 + 8
@@ -697,6 +693,14 @@ function Job:fast_final_ok()
   return not self.guard_dirs or self.dirs_unwritable == 0
 end
 
+-- What the pull's and the local source's shortcuts both need: an rsync
+-- run that changes things, with no option that makes rsync's final pass
+-- do more to a directory than set its time.
+function Job:dir_times_ours()
+  return self.tool == "rsync" and not self.cfg.dry_run and
+      not rsync_opt_among(self.cfg, DIR_TIMES_UNSAFE, DIR_TIMES_UNSAFE_SHORT)
+end
+
 -- From a local source, the chunks leave every directory but the root as
 -- in the source.  A chunk's rsync sets, at its end, the time of every
 -- directory in its list, implied ones included (-R sends the parents of
@@ -707,12 +711,8 @@ end
 -- otherwise (or send no parents), the final pass is then the root's
 -- alone; see set_root_time.
 function Job:root_only()
-  local cfg = self.cfg
-  if self.tool ~= "rsync" or cfg.dry_run or self.src.kind ~= "local" or
-      rsync_opt_among(cfg, DIR_TIMES_UNSAFE, DIR_TIMES_UNSAFE_SHORT) then
-    return false
-  end
-  return not rsync_opt_among(cfg, { ["--no-implied-dirs"] = true }, "")
+  return self.src.kind == "local" and self:dir_times_ours() and
+      not rsync_opt_among(self.cfg, { ["--no-implied-dirs"] = true }, "")
 end
 
 -- The root's time, when its permission bits, group and (as root, where
@@ -748,12 +748,8 @@ end
 -- Whether a pull may end by setting directory times from the listing
 -- (no rsync run over the link) rather than by the final rsync pass.
 function Job:local_dir_times()
-  local cfg = self.cfg
-  if self.tool ~= "rsync" or cfg.dry_run or self.src.kind ~= "ssh" or
-      self.dst.kind ~= "local" then
-    return false
-  end
-  return not rsync_opt_among(cfg, DIR_TIMES_UNSAFE, DIR_TIMES_UNSAFE_SHORT)
+  return self.src.kind == "ssh" and self.dst.kind == "local" and
+      self:dir_times_ours()
 end
 
 function Job:start_producer()
@@ -1088,6 +1084,10 @@ local function new_job(cfg, opts)
     root_cond = sp.condition(), warming = {}, warm_workers = {},
   }, Job)
   job.src, job.dst = cfg._src, cfg._dst
+  if job.src.kind == "local" then
+    job.dot_root = dot_root(job.src.path) .. "/./"
+    job.arg_budget = sp.arg_max() // 2
+  end
   job.guard_dirs = cfg.tool == "rsync" and not cfg.dry_run and
       (job.dst.kind ~= "local" or sp.geteuid() ~= 0) and
       not rsync_opt_among(cfg, { ["--no-perms"] = true, ["--no-p"] = true },
