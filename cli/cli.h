@@ -27,6 +27,7 @@ void cli_log(void *ud, lsync_log_level level, const char *msg);
 
 int cmd_chunk(int argc, char **argv);
 int cmd_checkkey(int argc, char **argv);
+int cmd_tunnel(int argc, char **argv);
 
 /* Run a subcommand written in Lua (run, copy, resume, list): argv[0] is
  * the subcommand's name. */

@@ -33,6 +33,8 @@ static const struct {
     {"list", cli_lua_main, "list the jobs in the journal"},
     {"check-key", cmd_checkkey,
      "whether a key logs in to HOST without a password (true/false)"},
+    {"tunnel", cmd_tunnel,
+     "rsync's remote shell through a running job's connection (internal)"},
     {"chunk", cmd_chunk,
      "partition a tree into chunk lists (fpart-compatible)"},
     {"demo", cmd_demo, "generate a sample tree and sync it with the default plan"},

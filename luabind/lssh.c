@@ -149,6 +149,11 @@ static int l_ssh(lua_State *L) {
 
 static lssh *check(lua_State *L) { return luaL_checkudata(L, 1, SSH_MT); }
 
+lsync_ssh *lb_ssh_session(lua_State *L, int idx) {
+  lssh *u = luaL_testudata(L, idx, SSH_MT);
+  return u && u->connected ? u->s : NULL;
+}
+
 static void buf_add(struct request *r, struct buf *b, const char *p,
                     size_t n) {
   if (b->len + n > b->cap) {
@@ -192,7 +197,8 @@ static void on_exit_cb(void *ud, int rc, int status, const char *sig) {
   int nret = 0;
   if (L && co && r->epoch == lb_sched_epoch(u->sched)) {
     if (rc < 0) {
-      nret = lb_fail(co, rc, lsync_ssh_errmsg(u->s));
+      nret = lb_fail(co, rc, u->s ? lsync_ssh_errmsg(u->s)
+                                  : "ssh: the session was closed");
     } else if (r->failed) {
       nret = lb_fail(co, LSYNC_ENOMEM,
                      "ssh: out of memory for a command's output");
@@ -247,33 +253,24 @@ static int s_fingerprint(lua_State *L) {
   return 1;
 }
 
-/* Idempotent: __gc, __close and close.  Tasks waiting on commands wake
- * with an error (a collected session has none: they would hold it). */
+/* Idempotent: __gc, __close and close.  A task still connecting wakes
+ * with an error now; tasks waiting on commands wake from the loop, when
+ * the session reports their channels cancelled (a collected session has
+ * none: they would hold it). */
 static int s_close(lua_State *L) {
   lssh *u = check(L);
   if (!u->s)
     return 0;
-  lsync_ssh_free(u->s); /* drops running commands: no on_exit */
+  lsync_ssh_free(u->s);
   u->s = NULL;
   u->connected = 0;
-  lua_State *main = lb_sched_state(u->sched);
-  if (main && u->waiter && u->epoch == lb_sched_epoch(u->sched)) {
-    lb_fail(u->waiter, LSYNC_ECANCELED, "ssh: the session was closed");
-    lb_wake_later(u->sched, u->waiter, 3);
-  }
-  u->waiter = NULL;
-  while (u->reqs) {
-    struct request *r = u->reqs;
-    if (main && r->co && r->epoch == lb_sched_epoch(u->sched)) {
-      lb_fail(r->co, LSYNC_ECANCELED, "ssh: the session was closed");
-      lb_wake_later(u->sched, r->co, 3);
+  if (u->waiter) { /* on_ready will not run */
+    if (lb_sched_state(u->sched) && u->epoch == lb_sched_epoch(u->sched)) {
+      lb_fail(u->waiter, LSYNC_ECANCELED, "ssh: the session was closed");
+      lb_wake_later(u->sched, u->waiter, 3);
     }
-    request_free(r);
-  }
-  if (u->anchors) {
-    u->anchors = 0;
-    lua_pushnil(L);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, u);
+    u->waiter = NULL;
+    unanchor(L, u);
   }
   return 0;
 }

@@ -319,6 +319,7 @@ int luaopen_syncplan(lua_State *L) {
   lb_journal_open(L);
   lb_retry_open(L);
   lb_ssh_open(L);
+  lb_tunnel_open(L);
   lua_pushstring(L, lsync_version());
   lua_setfield(L, -2, "version");
   return 1;

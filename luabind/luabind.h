@@ -72,6 +72,11 @@ void lb_producer_open(lua_State *L); /* producer */
 void lb_journal_open(lua_State *L);  /* journal, state_dir */
 void lb_retry_open(lua_State *L);    /* classify, backoff, bucket, durations */
 void lb_ssh_open(lua_State *L);      /* ssh */
+void lb_tunnel_open(lua_State *L);   /* tunnel, program */
+
+/* The session of the ssh userdata at idx when it is connected, else
+ * NULL (also for any other value). */
+lsync_ssh *lb_ssh_session(lua_State *L, int idx);
 
 int lb_scan_new(lua_State *L);   /* syncplan.scan(dir [, opts]) */
 int lb_chunk_tree(lua_State *L); /* syncplan.chunk(dir [, opts]) */

@@ -46,22 +46,31 @@ enum state {
   S_FAILED
 };
 
+/* The window a channel offers the server: what it may send before we
+ * read.  libssh2's default (2 MiB) caps one channel at 2 MiB a round
+ * trip; rsync over a WAN link wants more. */
+#define CHAN_WINDOW (8u * 1024 * 1024)
+
 /* A command on an exec channel: open, exec, feed stdin and read both
  * outputs, then close, wait for the server's close, free. */
 enum cstate { C_OPEN, C_EXEC, C_IO, C_CLOSE, C_WAIT, C_FREE };
 
-struct exec {
-  struct exec *next;
+struct lsync_ssh_chan {
+  lsync_ssh_chan *next;
+  lsync_ssh *s;
   LIBSSH2_CHANNEL *ch;
   enum cstate st;
   char *cmd;
-  char *input;
-  size_t in_len, in_off;
-  int eof_sent;
+  char *q; /* input not yet sent: q[q_off..q_len) */
+  size_t q_off, q_len, q_cap;
+  int eof_wanted, eof_sent;
+  int paused, closing, abandoned;
+  int dead; /* the session was freed: ECANCELED is reported from the loop */
   int exit_status;
   char *exit_signal; /* libssh2's allocation */
   lsync_ssh_data_cb on_data;
   lsync_ssh_exit_cb on_exit;
+  lsync_ssh_drain_cb on_drain;
   void *ud;
 };
 
@@ -86,8 +95,9 @@ struct lsync_ssh {
   int fd;
   int last_connect_err;
   LIBSSH2_SESSION *sess;
-  struct exec *execs;
+  lsync_ssh_chan *chans;
   int driving, redrive;
+  uint64_t bytes_in, bytes_out; /* channel data, both ways */
 
   char fingerprint[64];
   char tried[512]; /* the keys tried and why each failed */
@@ -379,142 +389,176 @@ static int try_keys(lsync_ssh *s) {
   return 1;
 }
 
-/* ---- commands ---------------------------------------------------------- */
+/* ---- channels ---------------------------------------------------------- */
 
-static void exec_free(lsync_ssh *s, struct exec *e) {
-  if (e->exit_signal)
-    libssh2_free(s->sess, e->exit_signal);
-  if (e->ch) {
-    /* Only when the session goes: it then frees what is left, blocking
-     * for at most the close messages of channels still open. */
-    libssh2_session_set_blocking(s->sess, 1);
-    libssh2_channel_free(e->ch);
-  }
-  free(e->cmd);
-  free(e->input);
-  free(e);
+/* Input queued for a channel beyond this is compacted on the next write. */
+#define QUEUE_COMPACT (256u * 1024)
+
+static void chan_release(lsync_ssh *s, lsync_ssh_chan *c) {
+  if (c->exit_signal && s->sess)
+    libssh2_free(s->sess, c->exit_signal);
+  free(c->cmd);
+  free(c->q);
+  free(c);
 }
 
-/* Take e off the session's list and report it; the callback may run more
- * commands or free the session. */
-static void exec_end(lsync_ssh *s, struct exec *e, int rc) {
-  struct exec **pp = &s->execs;
-  while (*pp != e)
+static void chan_unlink(lsync_ssh *s, lsync_ssh_chan *c) {
+  lsync_ssh_chan **pp = &s->chans;
+  while (*pp && *pp != c)
     pp = &(*pp)->next;
-  *pp = e->next;
-  char sig[32] = "";
-  if (e->exit_signal)
-    snprintf(sig, sizeof sig, "%s", e->exit_signal);
-  int status = e->exit_signal ? -1 : e->exit_status;
-  lsync_ssh_exit_cb cb = e->on_exit;
-  void *ud = e->ud;
-  e->ch = NULL; /* freed already, or failed with the connection */
-  exec_free(s, e);
-  cb(ud, rc, status, sig[0] ? sig : NULL);
+  if (*pp)
+    *pp = c->next;
 }
 
-static int exec_fail(lsync_ssh *s, struct exec *e, const char *what) {
+/* Take c off the session's list and report it (unless abandoned); the
+ * callback may open channels or free the session. */
+static void chan_end(lsync_ssh *s, lsync_ssh_chan *c, int rc) {
+  chan_unlink(s, c);
+  char sig[32] = "";
+  if (c->exit_signal)
+    snprintf(sig, sizeof sig, "%s", c->exit_signal);
+  int status = c->exit_signal ? -1 : c->exit_status;
+  lsync_ssh_exit_cb cb = c->abandoned ? NULL : c->on_exit;
+  void *ud = c->ud;
+  chan_release(s, c);
+  if (cb)
+    cb(ud, rc, status, sig[0] ? sig : NULL);
+}
+
+static void fail_chans(lsync_ssh *s, const char *why);
+
+static int chan_fail(lsync_ssh *s, lsync_ssh_chan *c, const char *what) {
   int e_no = libssh2_session_last_errno(s->sess);
-  int code = e_no == LIBSSH2_ERROR_SOCKET_SEND ||
-                     e_no == LIBSSH2_ERROR_SOCKET_RECV ||
-                     e_no == LIBSSH2_ERROR_SOCKET_DISCONNECT
-                 ? LSYNC_ECONNECT
-                 : LSYNC_EIO;
+  if (e_no == LIBSSH2_ERROR_SOCKET_SEND || e_no == LIBSSH2_ERROR_SOCKET_RECV ||
+      e_no == LIBSSH2_ERROR_SOCKET_DISCONNECT) {
+    /* The connection is gone: every channel with it. */
+    fail_chans(s, ssh_error(s));
+    return 0;
+  }
   snprintf(s->errmsg, sizeof s->errmsg, "%s: %s '%.200s': %s", s->host, what,
-           e->cmd, ssh_error(s));
-  if (e->ch && e->st != C_FREE)
-    libssh2_channel_free(e->ch); /* best effort; non-blocking */
-  exec_end(s, e, code);
+           c->cmd, ssh_error(s));
+  if (c->ch && c->st != C_FREE)
+    libssh2_channel_free(c->ch); /* best effort; non-blocking */
+  c->ch = NULL;
+  chan_end(s, c, LSYNC_EIO);
   return 0;
 }
 
-/* Feed stdin, then end-of-file; read what both outputs have.  EAGAIN
- * while the command runs, 1 once the server sent end-of-file, 0 when the
- * command failed or the session went (callbacks). */
-static int exec_io(lsync_ssh *s, struct exec *e) {
+/* Feed queued input, then end-of-file once asked; read what both outputs
+ * have unless paused.  EAGAIN while the command runs, 1 once the server
+ * sent end-of-file and all was read, 0 when the channel failed or the
+ * session went (callbacks ran). */
+static int chan_io(lsync_ssh *s, lsync_ssh_chan *c) {
   char buf[32768];
-  while (e->in_off < e->in_len) {
-    ssize_t n = libssh2_channel_write(e->ch, e->input + e->in_off,
-                                      e->in_len - e->in_off);
+  int had_input = c->q_len > c->q_off;
+  while (c->q_off < c->q_len) {
+    ssize_t n = libssh2_channel_write(c->ch, c->q + c->q_off,
+                                      c->q_len - c->q_off);
     if (n == LIBSSH2_ERROR_EAGAIN)
       break;
     if (n < 0)
-      return exec_fail(s, e, "writing to");
-    e->in_off += (size_t)n;
+      return chan_fail(s, c, "writing to");
+    c->q_off += (size_t)n;
+    s->bytes_out += (uint64_t)n;
   }
-  if (e->in_off == e->in_len && !e->eof_sent) {
-    int rc = libssh2_channel_send_eof(e->ch);
-    if (rc < 0 && rc != LIBSSH2_ERROR_EAGAIN)
-      return exec_fail(s, e, "ending the input of");
-    e->eof_sent = rc == 0;
-  }
-  for (int fd = 1; fd <= 2; fd++) {
-    for (;;) {
-      ssize_t n = libssh2_channel_read_ex(
-          e->ch, fd == 2 ? SSH_EXTENDED_DATA_STDERR : 0, buf, sizeof buf);
-      if (n == LIBSSH2_ERROR_EAGAIN || n == 0)
-        break;
-      if (n < 0)
-        return exec_fail(s, e, "reading from");
-      e->on_data(e->ud, fd, buf, (size_t)n);
+  if (c->q_off == c->q_len) {
+    c->q_off = c->q_len = 0;
+    if (had_input && c->on_drain && !c->abandoned) {
+      c->on_drain(c->ud); /* may queue more, pause, close, free s */
       if (s->closing)
         return 0;
     }
   }
-  return libssh2_channel_eof(e->ch) ? 1 : LIBSSH2_ERROR_EAGAIN;
+  if (c->q_off == c->q_len && c->eof_wanted && !c->eof_sent) {
+    int rc = libssh2_channel_send_eof(c->ch);
+    if (rc < 0 && rc != LIBSSH2_ERROR_EAGAIN)
+      return chan_fail(s, c, "ending the input of");
+    c->eof_sent = rc == 0;
+  }
+  for (int fd = 1; fd <= 2 && !c->paused; fd++) {
+    while (!c->paused) {
+      ssize_t n = libssh2_channel_read_ex(
+          c->ch, fd == 2 ? SSH_EXTENDED_DATA_STDERR : 0, buf, sizeof buf);
+      if (n == LIBSSH2_ERROR_EAGAIN || n == 0)
+        break;
+      if (n < 0)
+        return chan_fail(s, c, "reading from");
+      s->bytes_in += (uint64_t)n;
+      if (!c->abandoned)
+        c->on_data(c->ud, fd, buf, (size_t)n);
+      if (s->closing)
+        return 0;
+      if (c->closing)
+        return LIBSSH2_ERROR_EAGAIN; /* closed from on_data: go on there */
+    }
+  }
+  if (c->paused)
+    return LIBSSH2_ERROR_EAGAIN;
+  return libssh2_channel_eof(c->ch) ? 1 : LIBSSH2_ERROR_EAGAIN;
 }
 
-/* EAGAIN while e waits on the socket, 0 once it ended (reported). */
-static int exec_step(lsync_ssh *s, struct exec *e) {
+/* EAGAIN while c waits on the socket, 0 once it ended (reported). */
+static int chan_step(lsync_ssh *s, lsync_ssh_chan *c) {
   int rc;
   for (;;) {
-    switch (e->st) {
+    switch (c->st) {
     case C_OPEN:
-      if (!(e->ch = libssh2_channel_open_session(s->sess))) {
+      if (c->closing) { /* closed before it opened: nothing to tell */
+        chan_end(s, c, 0);
+        return 0;
+      }
+      c->ch = libssh2_channel_open_ex(s->sess, "session",
+                                      sizeof "session" - 1, CHAN_WINDOW,
+                                      LIBSSH2_CHANNEL_PACKET_DEFAULT, NULL,
+                                      0);
+      if (!c->ch) {
         if (libssh2_session_last_errno(s->sess) == LIBSSH2_ERROR_EAGAIN)
           return LIBSSH2_ERROR_EAGAIN;
-        return exec_fail(s, e, "cannot open a channel for");
+        return chan_fail(s, c, "cannot open a channel for");
       }
-      e->st = C_EXEC;
+      c->st = C_EXEC;
       break;
     case C_EXEC:
-      rc = libssh2_channel_exec(e->ch, e->cmd);
+      rc = libssh2_channel_exec(c->ch, c->cmd);
       if (rc == LIBSSH2_ERROR_EAGAIN)
         return rc;
       if (rc < 0)
-        return exec_fail(s, e, "cannot run");
-      e->st = C_IO;
+        return chan_fail(s, c, "cannot run");
+      c->st = C_IO;
       break;
     case C_IO:
-      rc = exec_io(s, e);
+      /* Closing early: the server closes the command's pipes, and the
+       * command ends on its next read or write. */
+      rc = c->closing ? 1 : chan_io(s, c);
       if (rc != 1)
         return rc;
-      e->st = C_CLOSE;
+      c->st = C_CLOSE;
       break;
     case C_CLOSE:
-      rc = libssh2_channel_close(e->ch);
+      rc = libssh2_channel_close(c->ch);
       if (rc == LIBSSH2_ERROR_EAGAIN)
         return rc;
       if (rc < 0)
-        return exec_fail(s, e, "closing the channel of");
-      e->st = C_WAIT;
+        return chan_fail(s, c, "closing the channel of");
+      c->st = C_WAIT;
       break;
     case C_WAIT:
-      rc = libssh2_channel_wait_closed(e->ch);
+      rc = libssh2_channel_wait_closed(c->ch);
       if (rc == LIBSSH2_ERROR_EAGAIN)
         return rc;
       if (rc < 0)
-        return exec_fail(s, e, "closing the channel of");
-      e->exit_status = libssh2_channel_get_exit_status(e->ch);
-      libssh2_channel_get_exit_signal(e->ch, &e->exit_signal, NULL, NULL,
+        return chan_fail(s, c, "closing the channel of");
+      c->exit_status = libssh2_channel_get_exit_status(c->ch);
+      libssh2_channel_get_exit_signal(c->ch, &c->exit_signal, NULL, NULL,
                                       NULL, NULL, NULL);
-      e->st = C_FREE;
+      c->st = C_FREE;
       break;
     case C_FREE:
-      rc = libssh2_channel_free(e->ch);
+      rc = libssh2_channel_free(c->ch);
       if (rc == LIBSSH2_ERROR_EAGAIN)
         return rc;
-      exec_end(s, e, 0);
+      c->ch = NULL;
+      chan_end(s, c, 0);
       return 0;
     }
   }
@@ -522,10 +566,19 @@ static int exec_step(lsync_ssh *s, struct exec *e) {
 
 static void on_poll(uv_poll_t *h, int status, int events);
 
-/* Step every command; wait on the socket while any is left.  Callbacks
- * may start commands (they run in a further round) or free the session
+/* Whether c needs what arrives on the socket: anything but a paused
+ * channel with nothing to send (whose data waits in libssh2, bounded by
+ * its window).  With every channel paused, a readable socket would
+ * otherwise wake the loop for nothing, forever. */
+static int chan_wants_read(const lsync_ssh_chan *c) {
+  return c->st != C_IO || c->closing || !c->paused || c->q_off < c->q_len ||
+         (c->eof_wanted && !c->eof_sent);
+}
+
+/* Step every channel; wait on the socket while any is left.  Callbacks
+ * may open channels (they run in a further round) or free the session
  * (which ends this one). */
-static void drive_execs(lsync_ssh *s) {
+static void drive_chans(lsync_ssh *s) {
   if (s->driving) {
     s->redrive = 1;
     return;
@@ -533,68 +586,172 @@ static void drive_execs(lsync_ssh *s) {
   s->driving = 1;
   do {
     s->redrive = 0;
-    for (struct exec *e = s->execs, *next; e; e = next) {
-      next = e->next;
-      exec_step(s, e);
-      if (s->closing)
+    for (lsync_ssh_chan *c = s->chans, *next; c; c = next) {
+      next = c->next;
+      chan_step(s, c);
+      if (s->closing || s->st != S_LIVE)
         return;
     }
   } while (s->redrive);
   s->driving = 0;
-  if (!s->execs) {
-    uv_poll_stop(&s->poll);
-    return;
-  }
-  /* Reading is always of interest: any channel may receive. */
-  int ev = UV_READABLE;
+  int ev = 0;
+  for (lsync_ssh_chan *c = s->chans; c && !ev; c = c->next)
+    if (chan_wants_read(c))
+      ev = UV_READABLE;
   if (libssh2_session_block_directions(s->sess) &
       LIBSSH2_SESSION_BLOCK_OUTBOUND)
     ev |= UV_WRITABLE;
-  uv_poll_start(&s->poll, ev, on_poll);
+  if (ev)
+    uv_poll_start(&s->poll, ev, on_poll);
+  else
+    uv_poll_stop(&s->poll);
 }
 
-/* The connection broke under running commands: each fails. */
-static void fail_execs(lsync_ssh *s, const char *why) {
+/* Step the channels again from the loop, never from inside the caller:
+ * callbacks never run inside lsync_ssh_* calls. */
+static void kick(lsync_ssh *s) {
+  if (s->st != S_LIVE || s->closing)
+    return;
+  if (s->driving)
+    s->redrive = 1;
+  else
+    uv_poll_start(&s->poll, UV_READABLE | UV_WRITABLE, on_poll);
+}
+
+/* The connection broke: the session is done, and each channel fails. */
+static void fail_chans(lsync_ssh *s, const char *why) {
   snprintf(s->errmsg, sizeof s->errmsg, "%s: connection lost: %s", s->host,
            why);
-  while (s->execs && !s->closing) {
-    struct exec *e = s->execs;
-    if (e->ch)
-      libssh2_channel_free(e->ch);
-    exec_end(s, e, LSYNC_ECONNECT);
+  s->st = S_FAILED;
+  s->driving = 0;
+  uv_poll_stop(&s->poll);
+  while (s->chans && !s->closing) {
+    lsync_ssh_chan *c = s->chans;
+    if (c->ch)
+      libssh2_channel_free(c->ch);
+    c->ch = NULL;
+    chan_end(s, c, LSYNC_ECONNECT);
   }
+}
+
+int lsync_ssh_chan_open(lsync_ssh *s, const lsync_ssh_chan_opts *o,
+                        lsync_ssh_chan **out) {
+  *out = NULL;
+  if (!o || !o->cmd || !o->on_data || !o->on_exit)
+    return lsync__fail(s->ctx, LSYNC_EINVAL,
+                       "ssh: a command and callbacks needed");
+  if (s->st != S_LIVE || s->closing)
+    return lsync__fail(s->ctx, s->st == S_FAILED ? LSYNC_ECONNECT
+                                                 : LSYNC_EINVAL,
+                       "ssh: %s: %s", s->host,
+                       s->st == S_FAILED ? s->errmsg : "not connected");
+  lsync_ssh_chan *c = calloc(1, sizeof *c);
+  if (!c || !(c->cmd = strdup(o->cmd))) {
+    free(c);
+    return lsync__fail(s->ctx, LSYNC_ENOMEM, "ssh: out of memory");
+  }
+  c->s = s;
+  c->on_data = o->on_data;
+  c->on_exit = o->on_exit;
+  c->on_drain = o->on_drain;
+  c->ud = o->ud;
+  c->next = s->chans;
+  s->chans = c;
+  kick(s);
+  *out = c;
+  return 0;
+}
+
+int lsync_ssh_chan_write(lsync_ssh_chan *c, const void *buf, size_t len) {
+  if (c->eof_wanted || c->closing)
+    return lsync__fail(c->s->ctx, LSYNC_EINVAL,
+                       "ssh: writing to a channel whose input has ended");
+  if (len == 0)
+    return 0;
+  if (c->q_off >= QUEUE_COMPACT) {
+    memmove(c->q, c->q + c->q_off, c->q_len - c->q_off);
+    c->q_len -= c->q_off;
+    c->q_off = 0;
+  }
+  if (c->q_len + len > c->q_cap) {
+    size_t cap = c->q_cap ? c->q_cap : 65536;
+    while (cap < c->q_len + len)
+      cap *= 2;
+    char *q = realloc(c->q, cap);
+    if (!q)
+      return lsync__fail(c->s->ctx, LSYNC_ENOMEM, "ssh: out of memory");
+    c->q = q;
+    c->q_cap = cap;
+  }
+  memcpy(c->q + c->q_len, buf, len);
+  c->q_len += len;
+  kick(c->s);
+  return 0;
+}
+
+size_t lsync_ssh_chan_queued(const lsync_ssh_chan *c) {
+  return c->q_len - c->q_off;
+}
+
+void lsync_ssh_chan_end_input(lsync_ssh_chan *c) {
+  if (c->eof_wanted)
+    return;
+  c->eof_wanted = 1;
+  kick(c->s);
+}
+
+void lsync_ssh_chan_pause(lsync_ssh_chan *c, int paused) {
+  if (c->paused == !!paused)
+    return;
+  c->paused = !!paused;
+  if (!paused)
+    kick(c->s);
+}
+
+void lsync_ssh_chan_close(lsync_ssh_chan *c) {
+  if (c->closing)
+    return;
+  c->closing = 1;
+  kick(c->s);
+}
+
+void lsync_ssh_chan_abandon(lsync_ssh_chan *c) {
+  lsync_ssh *s = c->s;
+  c->abandoned = 1;
+  if (c->dead) { /* the session went; its report has not run yet */
+    chan_unlink(s, c);
+    chan_release(s, c);
+    return;
+  }
+  lsync_ssh_chan_close(c);
 }
 
 int lsync_ssh_exec(lsync_ssh *s, const char *cmd, const char *input,
                    size_t len, lsync_ssh_data_cb on_data,
                    lsync_ssh_exit_cb on_exit, void *ud) {
-  if (s->st != S_LIVE || s->closing || !cmd || !on_data || !on_exit)
-    return lsync__fail(s->ctx, LSYNC_EINVAL,
-                       "ssh: a connected session, a command and callbacks "
-                       "needed");
-  struct exec *e = calloc(1, sizeof *e);
-  if (!e || !(e->cmd = strdup(cmd)) ||
-      (len && !(e->input = malloc(len)))) {
-    if (e)
-      free(e->cmd);
-    free(e);
-    return lsync__fail(s->ctx, LSYNC_ENOMEM, "ssh: out of memory");
+  lsync_ssh_chan_opts o = {cmd, on_data, on_exit, NULL, ud};
+  lsync_ssh_chan *c;
+  int rc = lsync_ssh_chan_open(s, &o, &c);
+  if (rc < 0)
+    return rc;
+  if ((rc = lsync_ssh_chan_write(c, input, len)) < 0) {
+    chan_unlink(s, c);
+    chan_release(s, c);
+    return rc;
   }
-  if (len)
-    memcpy(e->input, input, len);
-  e->in_len = len;
-  e->on_data = on_data;
-  e->on_exit = on_exit;
-  e->ud = ud;
-  e->next = s->execs;
-  s->execs = e;
-  /* Started from the loop, never from here: on_exit cannot run inside
-   * this call. */
-  if (!s->driving)
-    uv_poll_start(&s->poll, UV_READABLE | UV_WRITABLE, on_poll);
-  else
-    s->redrive = 1;
+  lsync_ssh_chan_end_input(c);
   return 0;
+}
+
+int lsync_ssh_alive(const lsync_ssh *s) {
+  return s && s->st == S_LIVE && !s->closing;
+}
+
+void lsync_ssh_bytes(const lsync_ssh *s, uint64_t *sent, uint64_t *received) {
+  if (sent)
+    *sent = s->bytes_out;
+  if (received)
+    *received = s->bytes_in;
 }
 
 /* ---- the state machine ------------------------------------------------- */
@@ -660,7 +817,7 @@ static void step(lsync_ssh *s) {
       report(s, 0);
       return;
     case S_LIVE:
-      return drive_execs(s);
+      return drive_chans(s);
     default:
       return;
     }
@@ -691,8 +848,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
     libssh2_session_set_blocking(s->sess, 0);
     s->st = S_HANDSHAKE;
   } else if (status < 0 && s->st == S_LIVE) {
-    uv_poll_stop(&s->poll);
-    fail_execs(s, uv_strerror(status));
+    fail_chans(s, uv_strerror(status));
     return;
   } else if (status < 0) {
     fail(s, LSYNC_ECONNECT, "connection to %s:%u: %s", s->host, s->port,
@@ -856,7 +1012,7 @@ int lsync_ssh_connect(lsync_ctx *ctx, const lsync_ssh_opts *o,
 }
 
 const char *lsync_ssh_errmsg(const lsync_ssh *s) {
-  return s->st == S_FAILED ? s->errmsg : "";
+  return s->errmsg;
 }
 
 const char *lsync_ssh_fingerprint(const lsync_ssh *s) {
@@ -882,27 +1038,59 @@ static void on_handle_closed(uv_handle_t *h) {
   release(s);
 }
 
+/* After free: the channels that were open learn it, then the timer goes.
+ * The session's memory stays until then (`pending`), so they may still
+ * read its message, or be abandoned. */
+static void on_dead(uv_timer_t *t) {
+  lsync_ssh *s = t->data;
+  while (s->chans)
+    chan_end(s, s->chans, LSYNC_ECANCELED);
+  uv_close((uv_handle_t *)&s->timer, on_handle_closed);
+}
+
 void lsync_ssh_free(lsync_ssh *s) {
   if (!s || s->closing)
     return;
   s->closing = 1;
   if (s->sess) {
-    /* Commands still running are dropped (their channels closed), one
-     * try at a polite goodbye, without waiting; then the session's
-     * memory. */
-    while (s->execs) {
-      struct exec *e = s->execs;
-      s->execs = e->next;
-      exec_free(s, e);
-    }
+    /* One try at a polite goodbye, without waiting.  Then the socket is
+     * shut so that libssh2, which frees in blocking mode, cannot wait on
+     * a server that no longer answers (it would wait for each open
+     * channel's close otherwise); then the session's memory, channels
+     * included. */
     if (s->st == S_LIVE)
       libssh2_session_disconnect(s->sess, "done");
+    if (s->fd >= 0)
+      shutdown(s->fd, SHUT_RDWR);
+    for (lsync_ssh_chan *c = s->chans; c; c = c->next) {
+      if (c->exit_signal)
+        libssh2_free(s->sess, c->exit_signal);
+      c->exit_signal = NULL;
+    }
     libssh2_session_set_blocking(s->sess, 1);
     libssh2_session_free(s->sess);
     s->sess = NULL;
   }
+  /* Channels still open end with ECANCELED, from the loop (on_dead). */
+  for (lsync_ssh_chan **pp = &s->chans; *pp;) {
+    lsync_ssh_chan *c = *pp;
+    c->ch = NULL;
+    c->dead = 1;
+    if (c->abandoned) {
+      *pp = c->next;
+      chan_release(s, c);
+    } else {
+      pp = &c->next;
+    }
+  }
+  snprintf(s->errmsg, sizeof s->errmsg, "%s: the session was closed",
+           s->host);
+  s->st = S_FAILED;
   s->pending++;
-  uv_close((uv_handle_t *)&s->timer, on_handle_closed);
+  if (s->chans)
+    uv_timer_start(&s->timer, on_dead, 0, 0);
+  else
+    uv_close((uv_handle_t *)&s->timer, on_handle_closed);
   if (s->poll_open && !uv_is_closing((uv_handle_t *)&s->poll)) {
     s->pending++;
     uv_close((uv_handle_t *)&s->poll, on_handle_closed);

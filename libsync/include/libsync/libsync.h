@@ -26,6 +26,7 @@
 #include "scan.h"
 #include "ssh.h"
 #include "sshconf.h"
+#include "tunnel.h"
 #include "worker.h"
 
 #define LSYNC_VERSION_MAJOR 0

@@ -22,13 +22,21 @@
  * LSYNC_ECONNECT; the whole of it taking longer than timeout_ms gives
  * LSYNC_ETIMEDOUT.
  *
- * Lifecycle: connect -> on_ready(status) once -> (exec ...) -> free.  on_ready runs on
- * the loop, never from inside lsync_ssh_connect; after a failure the
- * session is only good for its message and free.  Freeing closes the
- * connection (with a disconnect message when it was authenticated); it
- * may be called from inside on_ready.  The session's memory goes when the
- * loop runs next.
+ * Lifecycle: connect -> on_ready(status) once -> (exec, channels ...)
+ * -> free.  on_ready runs on the loop, never from inside
+ * lsync_ssh_connect; after a failure the session is only good for its
+ * message and free.  A connection that breaks later fails every open
+ * channel with LSYNC_ECONNECT, and the session is then no longer alive.
+ * Freeing closes the connection (with a disconnect message when it was
+ * authenticated); it may be called from any callback.  Channels still
+ * open then end with LSYNC_ECANCELED, from the loop.  The session's
+ * memory goes when the loop has run.
+ *
+ * Callbacks never run from inside an lsync_ssh_* call; they run from the
+ * loop.
  */
+#include <stdint.h>
+
 #ifndef LIBSYNC_SSH_H
 #define LIBSYNC_SSH_H
 
@@ -63,7 +71,8 @@ LSYNC_API int lsync_ssh_connect(lsync_ctx *ctx, const lsync_ssh_opts *o,
                                 lsync_ssh_ready_cb on_ready, void *ud,
                                 lsync_ssh **out);
 
-/* The failure's message ("" before on_ready or after a success). */
+/* The last failure's message, of the connection or of a channel ("" if
+ * none). */
 LSYNC_API const char *lsync_ssh_errmsg(const lsync_ssh *s);
 
 /* The server key's fingerprint, "SHA256:" and unpadded base64, once the
@@ -77,8 +86,9 @@ LSYNC_API const char *lsync_ssh_fingerprint(const lsync_ssh *s);
  * with rc 0 and the command's exit status (or -1 and the signal's name,
  * e.g. "KILL", when a signal ended it), or with rc a negative LSYNC_E*
  * code (the message in lsync_ssh_errmsg) when the channel failed.  Many
- * commands may run at once on one session.  Freeing the session drops
- * its running commands: their on_exit does not run.  Returns 0, or
+ * commands may run at once on one session.  Freeing the session ends
+ * its running commands: their on_exit runs with LSYNC_ECANCELED.
+ * Returns 0, or
  * LSYNC_EINVAL (not connected) / LSYNC_ENOMEM with a message on the
  * session's context. */
 typedef void (*lsync_ssh_data_cb)(void *ud, int fd, const char *buf,
@@ -88,6 +98,54 @@ typedef void (*lsync_ssh_exit_cb)(void *ud, int rc, int exit_status,
 LSYNC_API int lsync_ssh_exec(lsync_ssh *s, const char *cmd, const char *input,
                              size_t len, lsync_ssh_data_cb on_data,
                              lsync_ssh_exit_cb on_exit, void *ud);
+
+/* Streaming channels: a command whose input is written as it comes, with
+ * flow control both ways.
+ *
+ *   on_data   stdout (fd 1) and stderr (fd 2) as they arrive, unless
+ *             paused;
+ *   on_drain  (may be NULL) the input queue has just been sent in full;
+ *   on_exit   once, as for lsync_ssh_exec; the channel is freed after it.
+ *
+ * write copies and queues (never blocks); queued() says how much is
+ * waiting, so that a producer can stop reading its source above a mark
+ * and go on at on_drain.  end_input sends end-of-file once the queue is
+ * sent.  pause(1) stops reading the command's output: the server may
+ * then send at most one window more, and the command blocks.  close asks
+ * the server to close the channel now (the command's pipes close; it
+ * ends on its next read or write) and on_exit still comes; abandon is
+ * close without any further callback (for an owner that goes away).
+ * After on_exit, or abandon, the channel pointer is no longer valid. */
+typedef struct lsync_ssh_chan lsync_ssh_chan;
+typedef void (*lsync_ssh_drain_cb)(void *ud);
+typedef struct lsync_ssh_chan_opts {
+  const char *cmd;
+  lsync_ssh_data_cb on_data;
+  lsync_ssh_exit_cb on_exit;
+  lsync_ssh_drain_cb on_drain;
+  void *ud;
+} lsync_ssh_chan_opts;
+
+/* LSYNC_EINVAL (not connected, no command or callback), LSYNC_ECONNECT
+ * (the connection broke), LSYNC_ENOMEM; message on the context. */
+LSYNC_API int lsync_ssh_chan_open(lsync_ssh *s, const lsync_ssh_chan_opts *o,
+                                  lsync_ssh_chan **out);
+LSYNC_API int lsync_ssh_chan_write(lsync_ssh_chan *c, const void *buf,
+                                   size_t len);
+LSYNC_API size_t lsync_ssh_chan_queued(const lsync_ssh_chan *c);
+LSYNC_API void lsync_ssh_chan_end_input(lsync_ssh_chan *c);
+LSYNC_API void lsync_ssh_chan_pause(lsync_ssh_chan *c, int paused);
+LSYNC_API void lsync_ssh_chan_close(lsync_ssh_chan *c);
+LSYNC_API void lsync_ssh_chan_abandon(lsync_ssh_chan *c);
+
+/* Connected and not broken, as far as the session knows: a server that
+ * went away unnoticed fails the next channel. */
+LSYNC_API int lsync_ssh_alive(const lsync_ssh *s);
+
+/* Channel data sent to and received from the server over the session's
+ * life (stdin; stdout and stderr), without the protocol's overhead. */
+LSYNC_API void lsync_ssh_bytes(const lsync_ssh *s, uint64_t *sent,
+                               uint64_t *received);
 
 LSYNC_API void lsync_ssh_free(lsync_ssh *s);
 
