@@ -27,7 +27,8 @@ exits 2.
 usage: syncplan copy SRC DST [-j WORKERS] [-n CHUNKS | --files N | --bytes SIZE]
                     [--exclude PAT]... [--include PAT]... [--delete]
                     [--retries N] [--dry-run] [--tool rsync|rclone]
-                    [-e|--rsh CMD] [--bwlimit RATE] [--json] [--state-dir DIR]
+                    [-F SSH_CONFIG] [--accept-new-host] [-e|--rsh CMD]
+                    [--bwlimit RATE] [--json] [--state-dir DIR]
 
 Copy SRC to DST with parallel workers: a one-off plan from flags.  SRC and
 DST are local paths or [USER@]HOST:PATH (ssh); with --tool rclone, DST may
@@ -45,7 +46,12 @@ without the slash copies the directory itself into DST.
   --retries N        attempts per chunk (default 3)
   --dry-run          change nothing (rsync -n / rclone --dry-run)
   --tool T           rsync (default) or rclone
-  -e, --rsh CMD      remote shell for ssh endpoints (default "ssh")
+  -F SSH_CONFIG      ssh config file for ssh endpoints (default
+                     ~/.ssh/config; "none" for none)
+  --accept-new-host  record the key of a host not yet in known_hosts
+                     (a changed key is always refused)
+  -e, --rsh CMD      run rsync's remote shell CMD (an ssh program) instead
+                     of syncplan's own connections
   --bwlimit RATE     total rate for all workers (e.g. 40M)
   --json             one JSON object per line on stdout
   --state-dir DIR    journal and logs here
@@ -167,6 +173,8 @@ local function cmd_copy(args)
     ["--dry-run"] = opt("flag", "dry_run"),
     ["--tool"] = opt("value", "tool"),
     ["-e"] = opt("value", "ssh"), ["--rsh"] = opt("value", "ssh"),
+    ["-F"] = opt("value", "ssh_config"),
+    ["--accept-new-host"] = opt("flag", "accept_new_host"),
     ["--bwlimit"] = opt("value", "bwlimit"),
     ["--rsync-opt"] = opt("value", "rsync_opts", true),
   })
@@ -182,7 +190,10 @@ local function cmd_copy(args)
     local t = { source = pos[1], dest = pos[2], exclude = o.exclude,
       include = o.include, delete = o.delete, dry_run = o.dry_run,
       tool = o.tool, ssh = o.ssh, bwlimit = o.bwlimit,
-      rsync_opts = o.rsync_opts }
+      rsync_opts = o.rsync_opts, accept_new_host = o.accept_new_host }
+    if o.ssh_config then
+      t.ssh_config = o.ssh_config ~= "none" and o.ssh_config
+    end
     if o.workers then t.workers = int("-j", o.workers) end
     if o.count and (o.files or o.bytes) then
       error({ msg = "give -n, or --files/--bytes, not both" })

@@ -13,6 +13,9 @@
  *   local r = s:exec("cmd", input)   -- in a task: { status, signal,
  *                                    -- stdout, stderr } | nil, msg, code
  *   s:fingerprint()                  -- "SHA256:..." of the host key
+ *   s:alive()                        -- connected and not broken (as far
+ *                                    -- as the session knows)
+ *   s:bytes()                        -- channel bytes sent, received
  *   s:close()                        -- also __gc and __close
  *
  * Several tasks may run commands on one session at once.  A session
@@ -247,6 +250,22 @@ static int s_exec(lua_State *L) {
   return lua_yield(L, 0);
 }
 
+static int s_alive(lua_State *L) {
+  lssh *u = check(L);
+  lua_pushboolean(L, u->s && u->connected && lsync_ssh_alive(u->s));
+  return 1;
+}
+
+static int s_bytes(lua_State *L) {
+  lssh *u = check(L);
+  uint64_t sent = 0, received = 0;
+  if (u->s)
+    lsync_ssh_bytes(u->s, &sent, &received);
+  lua_pushinteger(L, (lua_Integer)sent);
+  lua_pushinteger(L, (lua_Integer)received);
+  return 2;
+}
+
 static int s_fingerprint(lua_State *L) {
   lssh *u = check(L);
   lua_pushstring(L, u->s ? lsync_ssh_fingerprint(u->s) : "");
@@ -277,6 +296,8 @@ static int s_close(lua_State *L) {
 
 void lb_ssh_open(lua_State *L) {
   static const luaL_Reg methods[] = {{"exec", s_exec},
+                                     {"alive", s_alive},
+                                     {"bytes", s_bytes},
                                      {"fingerprint", s_fingerprint},
                                      {"close", s_close},
                                      {NULL, NULL}};

@@ -8,6 +8,7 @@
  *     log = "/path/chunk-3.log",     -- output kept here (0600)
  *     watchdog = 600, grace = 5,     -- seconds
  *     env = { RSYNC_RSH = "ssh -F cfg" },
+ *     ssh = session,                 -- run it on that host (worker.h)
  *     on_progress = function(w, p) end, -- p.bytes, files, checked, total,
  *   })                                  -- total_bytes, rate
  *   local r = w:wait()   -- in a task: { status, signal, timed_out,
@@ -161,12 +162,24 @@ static int l_worker(lua_State *L) {
   o.progress = (lsync_progress_kind)luaL_checkoption(L, -1, "none", kinds);
   o.watchdog_ms = opt_ms(L, 1, "watchdog");
   o.grace_ms = opt_ms(L, 1, "grace");
+  int ssh_idx = 0;
+  if (lua_getfield(L, 1, "ssh") != LUA_TNIL) {
+    ssh_idx = lua_gettop(L);
+    luaL_checkudata(L, ssh_idx, "syncplan.ssh");
+    if (!(o.ssh = lb_ssh_session(L, ssh_idx)))
+      return lb_fail(L, LSYNC_ECONNECT, "worker: the ssh session is closed");
+  }
 
-  lworker *u = lua_newuserdatauv(L, sizeof *u, 0);
+  /* The user value holds the session: it must outlive the worker. */
+  lworker *u = lua_newuserdatauv(L, sizeof *u, 1);
   memset(u, 0, sizeof *u);
   u->progress_ref = LUA_NOREF;
   u->exited = 1; /* born closed until the child exists */
   luaL_setmetatable(L, WORKER_MT);
+  if (ssh_idx) {
+    lua_pushvalue(L, ssh_idx);
+    lua_setiuservalue(L, -2, 1);
+  }
   u->s = lb_sched_get(L);
   if (lua_getfield(L, 1, "on_progress") == LUA_TFUNCTION)
     u->progress_ref = luaL_ref(L, LUA_REGISTRYINDEX);

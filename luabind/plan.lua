@@ -378,6 +378,46 @@ local function check_bwlimit(p, path, v)
   return check_size(p, path, v)
 end
 
+local function check_host_list(p, path, v)
+  local list = check_string_list(p, path, v)
+  if #list == 0 then bad(p, path, "expected at least one host") end
+  for i, h in ipairs(list) do
+    if h == "" or h:find("[%s:/]") then
+      bad(p, path, "host %d: expected a host name or ssh config alias, got "
+        .. "'%s'", i, h)
+    end
+  end
+  return list
+end
+
+local function check_hosts(p, path, v)
+  check_table(p, path, v, { run_on = 1, dest = 1 })
+  local out = {}
+  if v.run_on ~= nil then
+    out.run_on = check_host_list(p, { "hosts", "run_on" }, v.run_on)
+  end
+  if v.dest ~= nil then
+    out.dest = check_host_list(p, { "hosts", "dest" }, v.dest)
+  end
+  if not out.run_on and not out.dest then
+    bad(p, path, "give run_on, dest or both")
+  end
+  return out
+end
+
+local function check_transport(p, path, v)
+  if v ~= "tunnel" and v ~= "system" then
+    bad(p, path, "expected \"tunnel\" or \"system\", got %s",
+      type(v) == "string" and ("'" .. v .. "'") or typename(v))
+  end
+  return v
+end
+
+local function check_ssh_config(p, path, v)
+  if v == false then return false end
+  return check_string(p, path, v)
+end
+
 local function unsupported(p, path)
   bad(p, path, "not supported by this version of syncplan")
 end
@@ -400,6 +440,9 @@ SCHEMA = {
   rsync_opts = check_rsync_opts,
   rclone = check_rclone,
   ssh = check_string,
+  ssh_transport = check_transport,
+  ssh_config = check_ssh_config,
+  accept_new_host = check_bool,
   log = check_string,
   watchdog = check_duration,
   bwlimit = check_bwlimit,
@@ -407,7 +450,7 @@ SCHEMA = {
   on_start = check_fn,
   on_chunk_done = check_fn,
   on_finish = check_fn,
-  hosts = unsupported,
+  hosts = check_hosts,
   schedule = unsupported,
   watch = unsupported,
   renames = unsupported,
@@ -497,6 +540,23 @@ function M.check(cfg, p)
     end
   elseif src.path:sub(-1) ~= "/" and basename(src.path) ~= "" then
     dst.path = with_slash_path(dst.path) .. basename(src.path)
+  end
+  if out.hosts then
+    if out.tool ~= "rsync" then
+      bad(p, { "hosts" }, "hosts go with tool = \"rsync\"")
+    end
+    if out.hosts.run_on and (src.kind ~= "local" or dst.kind ~= "local") then
+      bad(p, { "hosts", "run_on" }, "source and dest must be paths that "
+        .. "this machine and the hosts see alike (shared storage)")
+    end
+    if out.hosts.dest and dst.kind ~= "ssh" then
+      bad(p, { "hosts", "dest" }, "the dest must be remote (HOST:PATH); "
+        .. "chunks go to these hosts instead of HOST")
+    end
+  end
+  if out.ssh and out.ssh_transport == "tunnel" then
+    bad(p, { "ssh_transport" }, "\"tunnel\" does not run an ssh command; "
+      .. "drop ssh, or use ssh_transport = \"system\"")
   end
   out._src, out._dst = src, dst
   return out

@@ -79,17 +79,35 @@ end
 -- (a no-op for the others), and the final rsync pass sets the real modes
 -- when the source has such a directory; see Job:fast_final_ok.  As root
 -- locally it is not needed; a remote user may or may not be root.
+--
+-- An interrupted file goes to PARTIAL_DIR beside it (rsync's
+-- --partial-dir, which rsync also keeps out of transfers and deletions):
+-- a retried or resumed chunk goes on from it, and stopping a job removes
+-- those of the chunks that were running (Job:clean_partials).
+local PARTIAL_DIR = ".syncplan-partial"
+
 local function chunk_base(job, slot)
   local a = rsync_base(job, slot)
   if job.guard_dirs then a[#a + 1] = "--chmod=Du+w" end
+  if not job.cfg.dry_run then a[#a + 1] = "--partial-dir=" .. PARTIAL_DIR end
   return a
+end
+
+-- The destination as a slot's rsync sees it: with hosts.dest, on the
+-- slot's host.
+local function dst_spec(job, slot)
+  local hosts = job.cfg.hosts
+  if hosts and hosts.dest and slot and slot >= 1 then
+    return job:slot_host(slot) .. ":" .. with_slash(job.dst.path)
+  end
+  return spec(job.dst)
 end
 
 -- One chunk: the list on stdin, NUL-separated, progress records on stdout.
 local function rsync_chunk_argv(job, slot)
   local a = chunk_base(job, slot)
   append(a, { "--files-from=-", "--from0", "--info=progress2",
-    "--", spec(job.src), spec(job.dst) })
+    "--", spec(job.src), dst_spec(job, slot) })
   return a
 end
 
@@ -135,7 +153,7 @@ local function rsync_chunk_args_argv(job, slot, data)
   -- -r either: plan.lua).
   append(a, { "--no-r", "-d", "-R", "--info=progress2", "--" })
   append(a, names)
-  a[#a + 1] = spec(job.dst)
+  a[#a + 1] = dst_spec(job, slot)
   return a
 end
 
@@ -158,19 +176,33 @@ local Job = {}
 Job.__index = Job
 
 ---------------------------------------------------------------------------
--- ssh connection sharing.
+-- Reaching remote hosts.
 --
 -- Every rsync over ssh would pay a whole handshake (TCP, key exchange,
--- authentication: about eight round trips) before its first byte.  With
--- the system ssh, each worker slot keeps one master connection
--- (ControlMaster) that its chunks reuse.  Masters are per slot, not per
--- host: one shared connection would put every worker behind one TCP
--- window and one per-connection limit.  Slot 0 carries the listings,
--- slot 1 the root and final passes too.  The sockets live in a private
--- directory (the job's log directory when the path is short enough for a
--- socket, else a new one under $TMPDIR); masters exit
--- when the job ends, or MUX_PERSIST seconds after their last session if
--- syncplan is killed.
+-- authentication: about eight round trips) before its first byte, and a
+-- burst of them meets sshd's MaxStartups.  So each worker slot keeps one
+-- connection that all its chunks reuse.  Per slot, not per host: one
+-- shared connection would put every worker behind one TCP window.  Slot
+-- 0 carries the listings, slot 1 the root and final passes too.
+--
+-- The tunnel (the default): the slots' connections are libssh2 sessions
+-- of this process, with host keys checked against known_hosts (an
+-- unknown host only with accept_new_host) and the user's ssh config
+-- honoured (ssh_config).  rsync's remote shell is `syncplan tunnel
+-- SOCKET SLOT`, which hands rsync's pipes to this process; the slot's
+-- session runs the remote command on an exec channel and relays (see
+-- libsync/tunnel.h).  No ssh program is involved, and the bytes are
+-- counted.  With hosts.run_on the slots' sessions go to those hosts and
+-- chunks run there, each an rsync on an exec channel with its list on
+-- stdin; with hosts.dest they go to those hosts, and so do the slots'
+-- chunks.
+--
+-- The system ssh (ssh_transport = "system", or a plan's own ssh command,
+-- or RSYNC_RSH): each slot keeps an OpenSSH master connection
+-- (ControlMaster).  The sockets live in a private directory (the job's
+-- log directory when the path is short enough for a socket, else a new
+-- one under $TMPDIR); masters exit when the job ends, or MUX_PERSIST
+-- seconds after their last session if syncplan is killed.
 
 local MUX_PERSIST = 60
 -- ssh appends 17 characters to a ControlPath while it binds, and a unix
@@ -189,29 +221,112 @@ local function user_rsh(cfg)
   return cfg.ssh or os.getenv("RSYNC_RSH")
 end
 
-function Job:setup_mux()
+-- A private directory for sockets: the job's log directory's ssh/ when
+-- its path is short enough, else a new one under $TMPDIR.
+function Job:socket_dir()
+  local dir = self.logdir .. "/ssh"
+  if #dir + 4 > MUX_PATH_MAX or dir:find("%s") or
+      not sp.mkdir(dir, tonumber("700", 8)) then
+    local tmp = os.getenv("TMPDIR") or "/tmp"
+    dir = sp.mkdtemp(tmp .. "/syncplan-XXXXXX")
+    if not dir or #dir + 4 > MUX_PATH_MAX or dir:find("%s") then return nil end
+    self.sock_tmp = dir
+  end
+  return dir
+end
+
+-- The host a slot's connection goes to: its run_on or dest host (round
+-- robin over the list), else the remote endpoint's.
+function Job:slot_host(slot)
+  local hosts = self.cfg.hosts or {}
+  local list = hosts.run_on or hosts.dest
+  if list and slot >= 1 then return list[(slot - 1) % #list + 1] end
+  local r = remote_of(self)
+  return r and r.host
+end
+
+function Job:setup_transport()
   local remote = remote_of(self)
-  if self.tool ~= "rsync" or not remote then return end
-  local rsh = user_rsh(self.cfg) or "ssh"
+  local hosts = self.cfg.hosts
+  if self.tool ~= "rsync" or not (remote or hosts) then return end
+  self.sessions, self.connecting, self.conn_fails = {}, {}, {}
+  self.conn_cond = sp.condition()
+  self.multi_host = hosts ~= nil
+  if hosts and hosts.run_on then
+    self.run_on = true -- sessions for the chunks' workers, no tunnel
+    return
+  end
+  local rsh = user_rsh(self.cfg)
+  local prog = sp.program()
+  if self.cfg.ssh_transport ~= "system" and not rsh and prog then
+    local dir = self:socket_dir()
+    local t, err = dir and sp.tunnel(dir .. "/t")
+    if t then
+      self.tun, self.tun_rsh = t, prog .. " tunnel " .. dir .. "/t "
+      return
+    end
+    self:warn("no tunnel (%s): using the ssh program",
+      err or "no private socket directory")
+  end
+  self.sessions = nil
+  rsh = rsh or "ssh"
   local words = split_words(rsh)
   -- Only OpenSSH takes these options; a user who set up sharing keeps it.
   if not words[1] or words[1]:match("[^/]*$") ~= "ssh" or
       rsh:find("Control", 1, true) then
     return
   end
-  local dir = self.logdir .. "/ssh"
-  if #dir + 4 > MUX_PATH_MAX or dir:find("%s") or
-      not sp.mkdir(dir, tonumber("700", 8)) then
-    local tmp = os.getenv("TMPDIR") or "/tmp"
-    dir = sp.mkdtemp(tmp .. "/syncplan-XXXXXX")
-    if not dir or #dir + 4 > MUX_PATH_MAX or dir:find("%s") then return end
-    self.mux_tmp = true
-  end
+  local dir = self:socket_dir()
+  if not dir then return end
   self.mux, self.mux_base, self.mux_host = dir, rsh, remote.host
 end
 
--- The rsh for a slot's rsync: the user's, plus the slot's master.
+-- The slot's session, connected (or connected again) if need be; in a
+-- task.  Returns true, or false, message, code.  A host key or key that
+-- is refused stops the job: no retry can mend it.
+function Job:ensure_session(slot)
+  while self.connecting[slot] do self.conn_cond:wait() end
+  local s = self.sessions[slot]
+  if s and s:alive() then return true end
+  if self.stopping then return false, "stopped", "ECANCELED" end
+  self.connecting[slot] = true
+  if s then
+    if self.tun then self.tun:set(slot, nil) end
+    s:close()
+    self.sessions[slot] = nil
+  end
+  local host = self:slot_host(slot)
+  local user, name = host:match("^(.*)@([^@]+)$")
+  local opts = { host = name or host, user = user,
+    config = self.cfg.ssh_config, accept_new_host = self.cfg.accept_new_host }
+  s, self.conn_err, self.conn_code = sp.ssh(opts)
+  self.connecting[slot] = nil
+  self.conn_cond:notify()
+  if not s then
+    local code = self.conn_code
+    if code == "EHOSTKEY" or code == "EAUTH" or code == "ENOENT" or
+        code == "EINVAL" then
+      self.fatal_connect = self.fatal_connect or self.conn_err
+      self:halt("connect")
+    end
+    return false, self.conn_err, code
+  end
+  if self.stopping then
+    s:close()
+    return false, "stopped", "ECANCELED"
+  end
+  self.sessions[slot] = s
+  if self.tun then self.tun:set(slot, s) end
+  return true
+end
+
+-- The rsh for a slot's rsync (in a task: the slot's connection is made
+-- first when it is a tunnel).
 function Job:rsh(slot)
+  if self.tun then
+    self:ensure_session(slot)
+    return self.tun_rsh .. slot
+  end
   if not self.mux then return self.cfg.ssh end
   return string.format(
     "%s -o ControlMaster=auto -o ControlPath=%s/s%d -o ControlPersist=%d",
@@ -222,9 +337,14 @@ function Job:rsh_argv(slot)
   return split_words(self:rsh(slot) or user_rsh(self.cfg) or "ssh")
 end
 
--- Open slot's master ahead of its first chunk, while the destination is
--- prepared; a failure here shows up again, and is reported, in the chunk.
+-- Open slot's connection ahead of its first chunk, while the destination
+-- is prepared; a failure here shows up again, and is reported, in the
+-- chunk (or stops the job, see ensure_session).
 function Job:warm(slot)
+  if self.sessions then
+    self:ensure_session(slot)
+    return
+  end
   local argv = self:rsh_argv(slot)
   append(argv, { self.mux_host, "true" })
   local w = sp.worker { argv = argv, watchdog = self.cfg.watchdog,
@@ -235,22 +355,35 @@ function Job:warm(slot)
   self.warm_workers[slot] = nil
 end
 
-function Job:close_mux()
-  if not self.mux then return end
-  local tasks = {}
-  for slot = 0, self.workers do
-    if sp.file_type(string.format("%s/s%d", self.mux, slot)) then
-      tasks[#tasks + 1] = sp.spawn(function()
-        local argv = self:rsh_argv(slot)
-        append(argv, { "-O", "exit", self.mux_host })
-        local w = sp.worker { argv = argv, grace = 2, watchdog = 30 }
-        if w then w:wait() end
-      end)
-    end
+function Job:close_transport()
+  if self.tun then
+    self.tun_bytes = { self.tun:bytes() }
+    self.tun:close()
+    self.tun = nil
   end
-  for _, t in ipairs(tasks) do t:join() end
-  if self.mux_tmp then os.remove(self.mux) end
-  self.mux = nil
+  for slot, s in pairs(self.sessions or {}) do
+    s:close()
+    self.sessions[slot] = nil
+  end
+  if self.mux then
+    local tasks = {}
+    for slot = 0, self.workers do
+      if sp.file_type(string.format("%s/s%d", self.mux, slot)) then
+        tasks[#tasks + 1] = sp.spawn(function()
+          local argv = self:rsh_argv(slot)
+          append(argv, { "-O", "exit", self.mux_host })
+          local w = sp.worker { argv = argv, grace = 2, watchdog = 30 }
+          if w then w:wait() end
+        end)
+      end
+    end
+    for _, t in ipairs(tasks) do t:join() end
+    self.mux = nil
+  end
+  if self.sock_tmp then
+    os.remove(self.sock_tmp)
+    self.sock_tmp = nil
+  end
 end
 
 ---------------------------------------------------------------------------
@@ -266,7 +399,7 @@ function Job:record(ch)
   self.journal:chunk_update(self.id, {
     index = ch.index, state = ch.state, attempts = ch.attempts,
     exit_code = ch.exit_code or -1, term_signal = ch.signal or 0,
-    host = "", error = ch.error or "", started = ch.started or 0,
+    host = ch.host or "", error = ch.error or "", started = ch.started or 0,
     finished = ch.finished or 0 })
 end
 
@@ -357,7 +490,17 @@ function Job:attempt(ch, slot)
     input = ch.data, log = self:log_path(ch.index),
     watchdog = self.cfg.watchdog, grace = 10,
   }
-  if self.tool == "rsync" then
+  if self.run_on then
+    -- On the slot's host, the list on stdin (the hosts see the same
+    -- paths).
+    local ok, err = self:ensure_session(slot)
+    if not ok then
+      return { status = 255, signal = 0, error = err, elapsed = 0 }
+    end
+    opts.ssh = self.sessions[slot]
+    opts.argv = rsync_chunk_argv(self, slot)
+    opts.progress = "rsync"
+  elseif self.tool == "rsync" then
     local argv = rsync_chunk_args_argv(self, slot, ch.data)
     if argv then opts.input = nil end
     opts.argv = argv or rsync_chunk_argv(self, slot)
@@ -371,8 +514,11 @@ function Job:attempt(ch, slot)
       list, "--", spec(self.src), spec(self.dst) })
     opts.progress = "rclone"
   end
-  local w, err = sp.worker(opts)
+  local w, err, code = sp.worker(opts)
   if not w then
+    if opts.ssh and code == "ECONNECT" then -- the host went away
+      return { status = 255, signal = 0, error = err, elapsed = 0 }
+    end
     return { status = -1, signal = 0, error = err, start_failed = true }
   end
   ch.worker = w
@@ -386,6 +532,7 @@ function Job:run_chunk(ch, slot)
   while true do
     ch.attempts = ch.attempts + 1
     ch.state, ch.started, ch.finished = "running", now(), 0
+    ch.host = self.multi_host and self:slot_host(slot) or nil
     self.running[ch.index] = ch
     self:record(ch)
     self:emit("chunk_start", { chunk = ch.index, attempt = ch.attempts,
@@ -429,6 +576,21 @@ function Job:run_chunk(ch, slot)
     if outcome == "stopped" then
       ch.state = "pending"
       self:record(ch)
+      self.interrupted[#self.interrupted + 1] = ch
+      return
+    end
+    if self.multi_host and not self:slot_alive(slot) then
+      -- Its host stopped answering: another slot's host takes the chunk,
+      -- and the attempt does not count; this slot waits for its host.
+      ch.state, ch.base = "pending", ch.base + 1
+      self:record(ch)
+      self:warn("chunk %d: host %s stopped answering (%s); chunk re-queued",
+        ch.index, ch.host, ch.error ~= "" and ch.error or "connection lost")
+      self:emit("chunk_requeued", { chunk = ch.index, host = ch.host,
+        error = ch.error })
+      self.requeued = self.requeued + 1
+      self.queue[#self.queue + 1] = ch
+      self.cond:notify()
       return
     end
     local why = r.signal ~= 0 and ("killed by signal " .. r.signal) or
@@ -520,14 +682,50 @@ function Job:pop()
   end
 end
 
+function Job:slot_alive(slot)
+  local s = self.sessions and self.sessions[slot]
+  return s ~= nil and s:alive()
+end
+
+-- With several hosts, a slot whose host does not answer waits for it,
+-- retrying with the job's backoff while there is work, and gives up
+-- after the job's attempts; the other slots carry on.  False: the slot
+-- is done.
+function Job:host_ready(slot)
+  local fails = 0
+  while true do
+    if self.stopping or (#self.queue == 0 and self.feeding_done) then
+      return false
+    end
+    if self:slot_alive(slot) then return true end
+    local ok, err = self:ensure_session(slot)
+    if ok then
+      if fails > 0 then
+        self:warn("slot %d: host %s answers again", slot, self:slot_host(slot))
+      end
+      return true
+    end
+    fails = fails + 1
+    if fails >= self.policy.attempts or self.fatal_connect then
+      self:warn("slot %d: giving up on host %s: %s", slot,
+        self:slot_host(slot), err)
+      return false
+    end
+    self.wake:wait(self.policy:delay(fails + 1))
+  end
+end
+
 function Job:slot(i)
   if self.warming[i] then self.warming[i]:join() end
   while not self.root_done do self.root_cond:wait() end
   while true do
+    if self.multi_host and not self:host_ready(i) then break end
     local ch = self:pop()
-    if not ch then return end
+    if not ch then break end
     self:run_chunk(ch, i)
   end
+  self.slots_left = self.slots_left - 1
+  self.cond:notify()
 end
 
 function Job:rclone_list(data)
@@ -919,6 +1117,67 @@ function Job:halt(reason)
   return true
 end
 
+-- After a stop: remove the partial files of the chunks that were
+-- running, on the receiving side, as a terminated transfer should leave
+-- nothing half-written behind (rsync left each in PARTIAL_DIR beside
+-- it).  Twice, a second apart: a remote receiver learns of the stop
+-- from its closed connection and may still be moving its file there.
+local CLEAN_PARTIALS = 't=$(mktemp) || exit 1; cat >"$t"; ' ..
+    'xargs -0 rm -rf -- <"$t"; sleep 1; xargs -0 rm -rf -- <"$t"; rm -f "$t"'
+
+function Job:clean_partials()
+  if self.tool ~= "rsync" or self.cfg.dry_run then return end
+  local seen, list = {}, {}
+  for _, ch in ipairs(self.interrupted) do
+    for name in ch.data:gmatch("([^%z]+)%z") do
+      local dir = name:match("^(.*)/[^/]*$") or "."
+      if not seen[dir] then
+        seen[dir] = true
+        list[#list + 1] = dir .. "/" .. PARTIAL_DIR .. "\0"
+      end
+    end
+  end
+  local input = table.concat(list)
+  local ok, err
+  if self.dst.kind == "local" then
+    local w
+    w, err = sp.worker { argv = { "sh", "-c", CLEAN_PARTIALS },
+      cwd = self.dst.path, input = input, grace = 2, watchdog = 60 }
+    if w then
+      local r = w:wait()
+      ok, err = r.status == 0, r.error
+    end
+  elseif self.sessions then
+    local s
+    for _, c in pairs(self.sessions) do
+      if c:alive() then s = c break end
+    end
+    if s then
+      local r
+      r, err = s:exec("cd " .. shq(remote_word(self.dst)) .. " && " ..
+        CLEAN_PARTIALS, input)
+      ok, err = r and r.status == 0, r and r.stderr or err
+    else
+      err = "no connection left"
+    end
+  else
+    local argv = self:rsh_argv(1)
+    append(argv, { self.dst.host, "cd " .. shq(remote_word(self.dst)) ..
+      " && " .. CLEAN_PARTIALS })
+    local w
+    w, err = sp.worker { argv = argv, input = input, grace = 2,
+      watchdog = 60 }
+    if w then
+      local r = w:wait()
+      ok, err = r.status == 0, r.error
+    end
+  end
+  if not ok then
+    self:warn("could not remove the partial files of the stopped chunks: %s",
+      err or "?")
+  end
+end
+
 function Job:stop(reason)
   if self:halt(reason or "stopped") then
     self:warn("stopping (%s): running chunks stop, the job stays resumable",
@@ -974,7 +1233,7 @@ function Job:main(resume_chunks)
       self.times_from = nil
     end
     if ticker then ticker:stop() end
-    self:close_mux()
+    self:close_transport()
     self.journal:run_set_state(self.id, state, code)
     self:summary(code)
     if self.cfg.on_finish then
@@ -985,7 +1244,7 @@ function Job:main(resume_chunks)
     return code
   end
 
-  self:setup_mux()
+  self:setup_transport()
   for _, ch in ipairs(resume_chunks or {}) do
     self.total_bytes = self.total_bytes + ch.bytes
     self.total_files = self.total_files + ch.files
@@ -1008,8 +1267,8 @@ function Job:main(resume_chunks)
     self.scan_done = true
     self.feeding_done = true
   end
-  if self.mux then
-    -- Slot 1's master comes with the root pass on a push.
+  if self.mux or self.sessions then
+    -- Slot 1's connection comes with the root pass on a push.
     for i = self.dst.kind == "ssh" and 2 or 1, self.workers do
       self.warming[i] = sp.spawn(function() self:warm(i) end)
     end
@@ -1025,13 +1284,28 @@ function Job:main(resume_chunks)
     self.root_cond:notify()
   end)
   local slots = {}
+  self.slots_left = self.workers
   for i = 1, self.workers do
     slots[i] = sp.spawn(function() self:slot(i) end)
   end
-  -- Slots end when the feeder is done or the job stops.  A stopped job
-  -- does not wait for the feeder, which may be waiting on the crawl.
+  -- Slots end when the feeder is done or the job stops (or, with several
+  -- hosts, when no host answers).  A stopped job does not wait for the
+  -- feeder, which may be waiting on the crawl.
   for _, t in ipairs(slots) do t:join() end
+  if not self.stopping and (#self.queue > 0 or not self.feeding_done) and
+      self.multi_host then
+    self:halt("no host answers")
+  end
   root:join()
+  if self.fatal_connect then
+    self:warn("cannot connect: %s", self.fatal_connect)
+    return finish(EXIT.connect, "failed")
+  end
+  if self.stopping and #self.interrupted > 0 then self:clean_partials() end
+  if self.stopping == "no host answers" then
+    self:warn("no host answers: the job stops, resumable")
+    return finish(EXIT.connect, "interrupted")
+  end
   if root_err then
     self:warn("cannot prepare the destination: %s", root_err)
     return finish(root_outcome == "retry" and EXIT.connect or EXIT.failed,
@@ -1082,6 +1356,7 @@ local function new_job(cfg, opts)
     chunks_known = 0, total_bytes = 0, total_files = 0, retries = 0,
     skipped = 0, bytes0 = 0, need_scan = true, sent = 0,
     root_cond = sp.condition(), warming = {}, warm_workers = {},
+    interrupted = {}, requeued = 0,
   }, Job)
   job.src, job.dst = cfg._src, cfg._dst
   if job.src.kind == "local" then

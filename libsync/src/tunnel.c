@@ -21,6 +21,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -544,6 +545,22 @@ static int client_fail(char *err, size_t errlen, int fd, const char *what,
   return 255;
 }
 
+/* fd is a pipe or a socket: something the listener can poll. */
+static int pollable(int fd) {
+  struct stat st;
+  return fstat(fd, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
+}
+
+/* Copy what is readable on from to to; 0 at end-of-file or an error. */
+static int copy_some(int from, int to, char *buf, size_t cap) {
+  ssize_t n = read(from, buf, cap);
+  if (n < 0 && errno == EINTR)
+    return 1;
+  if (n <= 0)
+    return 0;
+  return write_full(to, buf, (size_t)n) == 0;
+}
+
 int lsync_tunnel_client(const char *path, unsigned slot, const char *cmd,
                         char *err, size_t errlen) {
   struct sockaddr_un sa;
@@ -559,11 +576,24 @@ int lsync_tunnel_client(const char *path, unsigned slot, const char *cmd,
   if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0)
     return client_fail(err, errlen, fd, "cannot reach syncplan at",
                        path, errno);
+  /* A stdin or stdout the listener cannot poll (a file, /dev/null, a
+   * terminal) is replaced by a pipe that this process copies through. */
+  int in_pipe[2] = {-1, -1}, out_pipe[2] = {-1, -1};
+  int fds[2] = {0, 1};
+  if (!pollable(0)) {
+    if (pipe2(in_pipe, O_CLOEXEC) < 0)
+      return client_fail(err, errlen, fd, "pipe for", path, errno);
+    fds[0] = in_pipe[0];
+  }
+  if (!pollable(1)) {
+    if (pipe2(out_pipe, O_CLOEXEC) < 0)
+      return client_fail(err, errlen, fd, "pipe for", path, errno);
+    fds[1] = out_pipe[1];
+  }
   char hdr[HDR_LEN];
   memcpy(hdr, MAGIC, 4);
   put32(hdr + 4, slot);
   put32(hdr + 8, (uint32_t)cl);
-  int fds[2] = {0, 1};
   union {
     struct cmsghdr h;
     char buf[CMSG_SPACE(sizeof fds)];
@@ -592,21 +622,46 @@ int lsync_tunnel_client(const char *path, unsigned slot, const char *cmd,
       write_full(fd, cmd, cl) < 0)
     return client_fail(err, errlen, fd, "cannot talk to syncplan at", path,
                        errno);
-  /* fds 0 and 1 stay open, unused, until the exit: see maybe_end. */
+  /* The listener holds the ends it was given; ours of a replacement pipe
+   * go, so that end-of-file can come.  fds 0 and 1 themselves stay open,
+   * unused, until the exit: see maybe_end. */
+  if (in_pipe[0] >= 0)
+    close(in_pipe[0]);
+  if (out_pipe[1] >= 0)
+    close(out_pipe[1]);
+  int in_w = in_pipe[1], out_r = out_pipe[0], status = -1;
   char fh[FRAME_HDR], buf[65536];
-  for (;;) {
+  while (status < 0 || out_r >= 0) {
+    struct pollfd p[3] = {{status < 0 ? fd : -1, POLLIN, 0},
+                          {in_w >= 0 ? 0 : -1, POLLIN, 0},
+                          {out_r, POLLIN, 0}};
+    if (poll(p, 3, -1) < 0) {
+      if (errno == EINTR)
+        continue;
+      return client_fail(err, errlen, fd, "poll for", path, errno);
+    }
+    if (p[1].revents && !copy_some(0, in_w, buf, sizeof buf)) {
+      close(in_w);
+      in_w = -1;
+    }
+    if (p[2].revents && !copy_some(out_r, 1, buf, sizeof buf)) {
+      close(out_r);
+      out_r = -1;
+    }
+    if (!p[0].revents)
+      continue;
     if (read_full(fd, fh, FRAME_HDR) < 0)
       return client_fail(err, errlen, fd,
                          "lost the syncplan process at", path, 0);
     uint32_t len = get32(fh + 1);
     if (fh[0] == 'X' && len == 4) {
       if (read_full(fd, buf, 4) < 0)
-        break;
-      close(fd);
-      return (int)(get32(buf) & 255);
+        return client_fail(err, errlen, fd, "a garbled answer from", path, 0);
+      status = (int)(get32(buf) & 255);
+      continue; /* what is left of the output, then exit */
     }
     if (fh[0] != 'E')
-      break;
+      return client_fail(err, errlen, fd, "a garbled answer from", path, 0);
     while (len) {
       size_t n = len < sizeof buf ? len : sizeof buf;
       if (read_full(fd, buf, n) < 0)
@@ -616,5 +671,6 @@ int lsync_tunnel_client(const char *path, unsigned slot, const char *cmd,
       len -= (uint32_t)n;
     }
   }
-  return client_fail(err, errlen, fd, "a garbled answer from", path, 0);
+  close(fd);
+  return status;
 }

@@ -44,6 +44,9 @@ struct line_buf {
 
 struct lsync_worker {
   lsync_ctx *ctx;
+  uv_loop_t *loop;
+  lsync_ssh *ssh;       /* remote: the session the command runs on */
+  lsync_ssh_chan *chan; /* remote: its channel while it runs */
   uv_process_t proc;
   uv_pipe_t in;
   uv_pipe_t pipe[2]; /* stdout, stderr */
@@ -120,8 +123,20 @@ static void own_handle(lsync_worker *w, void *handle) {
   w->open_handles++;
 }
 
-/* The whole process group: rsync's ssh and receiver, a shell's children. */
+/* The whole process group: rsync's ssh and receiver, a shell's children.
+ * A remote command has no process here: its channel closes instead, at
+ * the first signal (the server closes the command's pipes, and it ends
+ * on its next read or write), and is forgotten at SIGKILL. */
 static void kill_group(lsync_worker *w, int sig) {
+  if (w->ssh) {
+    if (w->chan && sig == SIGKILL && w->freed) {
+      lsync_ssh_chan_abandon(w->chan);
+      w->chan = NULL;
+    } else if (w->chan) {
+      lsync_ssh_chan_close(w->chan);
+    }
+    return;
+  }
   if (w->pid > 0 && kill(-w->pid, sig) < 0 && errno != ESRCH)
     lsync__log(w->ctx, LSYNC_LOG_WARN, "worker %d: kill: %s", w->pid,
                strerror(errno));
@@ -164,7 +179,7 @@ static void set_last_error(lsync_worker *w, const char *s, size_t n) {
 static void progress_deliver(lsync_worker *w) {
   w->prog_dirty = 0;
   w->prog_sent = 1;
-  w->prog_last_ms = uv_now(w->proc.loop);
+  w->prog_last_ms = uv_now(w->loop);
   uv_timer_stop(&w->tick);
   if (w->on_progress)
     w->on_progress(w->ud, w, &w->prog);
@@ -178,7 +193,7 @@ static void on_tick(uv_timer_t *t) {
 
 /* New progress: deliver it now, or when the rate limit allows. */
 static void progress_update(lsync_worker *w) {
-  uint64_t now = uv_now(w->proc.loop);
+  uint64_t now = uv_now(w->loop);
   w->prog_dirty = 1;
   if (!w->prog_sent || now - w->prog_last_ms >= PROGRESS_GAP_MS)
     progress_deliver(w);
@@ -292,6 +307,8 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
 }
 
 static void on_watchdog(uv_timer_t *t);
+static void remote_exit(lsync_worker *w, int rc, int status, const char *sig,
+                        const char *msg);
 
 /* The stream has ended (EOF, an error, or the linger ran out). */
 static void stream_done(lsync_worker *w, int which) {
@@ -357,7 +374,13 @@ static void on_child_exit(uv_process_t *proc, int64_t status, int sig) {
 
 static void on_grace(uv_timer_t *t) {
   lsync_worker *w = t->data;
-  if (!w->exited) {
+  if (!w->exited && w->ssh) {
+    /* The server did not confirm the close: a host that stopped
+     * answering.  The channel is forgotten. */
+    lsync_ssh_chan_abandon(w->chan);
+    remote_exit(w, LSYNC_ECANCELED, 0, NULL,
+                "the remote command did not end after its channel closed");
+  } else if (!w->exited) {
     lsync__log(w->ctx, LSYNC_LOG_INFO,
                "worker %d: still running %llu ms after SIGTERM, killing",
                w->pid, (unsigned long long)w->grace_ms);
@@ -570,11 +593,14 @@ static int worker_new(lsync_ctx *ctx, const lsync_worker_opts *o,
 }
 
 static void init_handles(lsync_worker *w, uv_loop_t *loop) {
-  uv_pipe_init(loop, &w->in, 0);
-  own_handle(w, &w->in);
-  for (int i = 0; i < 2; i++) {
+  w->loop = loop;
+  for (int i = 0; i < 2 && !w->ssh; i++) {
     uv_pipe_init(loop, &w->pipe[i], 0);
     own_handle(w, &w->pipe[i]);
+  }
+  if (!w->ssh) {
+    uv_pipe_init(loop, &w->in, 0);
+    own_handle(w, &w->in);
   }
   uv_timer_t *timers[] = {&w->watchdog, &w->grace, &w->linger, &w->tick};
   for (size_t i = 0; i < sizeof timers / sizeof timers[0]; i++) {
@@ -616,6 +642,120 @@ static int spawn(lsync_worker *w, uv_loop_t *loop, const lsync_worker_opts *o) {
   return 0;
 }
 
+/* ---- a command on an ssh session -------------------------------------- */
+
+/* 'word' for a POSIX shell. */
+static int shell_word(struct line_buf *b, const char *s) {
+  if (line_append(b, "'", 1) < 0)
+    return -1;
+  for (; *s; s++) {
+    int r = *s == '\'' ? line_append(b, "'\\''", 4) : line_append(b, s, 1);
+    if (r < 0)
+      return -1;
+  }
+  return line_append(b, "'", 1);
+}
+
+/* cd 'DIR' && LC_ALL=C NAME='VALUE'... exec 'ARG0' 'ARG1'... */
+static char *remote_command(const lsync_worker_opts *o) {
+  struct line_buf b = {0};
+  int bad = 0;
+  if (o->cwd)
+    bad |= line_append(&b, "cd ", 3) < 0 || shell_word(&b, o->cwd) < 0 ||
+           line_append(&b, " && ", 4) < 0;
+  if (!named_in("LC_ALL=", o->env))
+    bad |= line_append(&b, "LC_ALL=C ", 9) < 0;
+  for (const char *const *e = o->env; e && *e; e++) {
+    size_t n = name_len(*e);
+    bad |= line_append(&b, *e, n + 1) < 0 || shell_word(&b, *e + n + 1) < 0 ||
+           line_append(&b, " ", 1) < 0;
+  }
+  bad |= line_append(&b, "exec", 4) < 0;
+  for (const char *const *a = o->argv; *a; a++)
+    bad |= line_append(&b, " ", 1) < 0 || shell_word(&b, *a) < 0;
+  bad |= line_append(&b, "", 1) < 0;
+  if (bad) {
+    free(b.buf);
+    return NULL;
+  }
+  return b.buf;
+}
+
+static void on_chan_data(void *ud, int fd, const char *buf, size_t len) {
+  lsync_worker *w = ud;
+  if (w->watchdog_ms && !w->stopping)
+    uv_timer_start(&w->watchdog, on_watchdog, w->watchdog_ms, 0);
+  feed(w, fd == 2 ? ERR : OUT, buf, len);
+}
+
+static int signal_number(const char *name) {
+  static const struct {
+    const char *name;
+    int sig;
+  } sigs[] = {{"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT},
+              {"ILL", SIGILL},   {"ABRT", SIGABRT}, {"FPE", SIGFPE},
+              {"KILL", SIGKILL}, {"SEGV", SIGSEGV}, {"PIPE", SIGPIPE},
+              {"ALRM", SIGALRM}, {"TERM", SIGTERM}, {"USR1", SIGUSR1},
+              {"USR2", SIGUSR2}};
+  for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
+    if (!strcmp(name, sigs[i].name))
+      return sigs[i].sig;
+  return SIGTERM; /* a signal ended it; its number does not travel */
+}
+
+/* The channel ended, or was given up (rc LSYNC_ECANCELED, msg set). */
+static void remote_exit(lsync_worker *w, int rc, int status, const char *sig,
+                        const char *msg) {
+  w->chan = NULL;
+  w->exited = 1;
+  w->elapsed = (double)(uv_hrtime() - w->start_ns) / 1e9;
+  uv_timer_stop(&w->watchdog);
+  uv_timer_stop(&w->grace);
+  if (rc < 0) {
+    /* As ssh: 255 when the connection, not the command, failed. */
+    w->exit_status = 255;
+    set_last_error(w, msg, strlen(msg));
+    log_line(w, msg, strlen(msg));
+  } else if (sig) {
+    w->exit_status = -1;
+    w->term_signal = signal_number(sig);
+  } else {
+    w->exit_status = status;
+  }
+  for (int i = 0; i < 2 && !w->freed; i++)
+    if (!w->eof[i]) {
+      w->eof[i] = 1;
+      flush_partial(w, i);
+    }
+  if (!w->freed)
+    finish(w);
+}
+
+static void on_chan_exit(void *ud, int rc, int status, const char *sig) {
+  lsync_worker *w = ud;
+  remote_exit(w, rc, status, sig, rc < 0 ? lsync_ssh_errmsg(w->ssh) : "");
+}
+
+static int start_remote(lsync_worker *w, const lsync_worker_opts *o) {
+  char *cmd = remote_command(o);
+  if (!cmd)
+    return lsync__fail(w->ctx, LSYNC_ENOMEM, "out of memory");
+  lsync_ssh_chan_opts co = {cmd, on_chan_data, on_chan_exit, NULL, w};
+  w->start_ns = uv_hrtime();
+  int rc = lsync_ssh_chan_open(o->ssh, &co, &w->chan);
+  free(cmd);
+  if (rc < 0)
+    return rc;
+  w->spawned = 1;
+  if (w->input_len &&
+      (rc = lsync_ssh_chan_write(w->chan, w->input, w->input_len)) < 0)
+    return rc;
+  free(w->input);
+  w->input = NULL;
+  lsync_ssh_chan_end_input(w->chan);
+  return 0;
+}
+
 static int begin_io(lsync_worker *w, const char *prog) {
   for (int i = 0; i < 2; i++) {
     int rc = uv_read_start((uv_stream_t *)&w->pipe[i], on_alloc, on_read);
@@ -639,8 +779,13 @@ int lsync_worker_start(lsync_ctx *ctx, const lsync_worker_opts *o,
   if ((rc = worker_new(ctx, o, &w)) < 0)
     return rc;
   pthread_once(&sigpipe_once, ignore_sigpipe);
+  w->ssh = o->ssh;
   init_handles(w, loop);
-  if ((rc = spawn(w, loop, o)) < 0 || (rc = begin_io(w, o->argv[0])) < 0) {
+  if (w->ssh)
+    rc = start_remote(w, o);
+  else if ((rc = spawn(w, loop, o)) == 0)
+    rc = begin_io(w, o->argv[0]);
+  if (rc < 0) {
     lsync_worker_free(w); /* kills a spawned child; no callback */
     return rc;
   }

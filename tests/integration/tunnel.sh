@@ -6,4 +6,4 @@ start_sshd
 "$MKTREE" hostile "$work/src" >/dev/null
 head -c $((48 << 20)) /dev/urandom >"$work/src/big"
 WORK=$work SSH_CONFIG=$SSH_CONFIG SYNCPLAN=$SYNCPLAN TREECMP=$TREECMP \
-  LD_PRELOAD="${SANITIZE_PRELOAD:-}" lua5.4 "$TESTS_DIR/lua/tunnel.lua"
+  LD_PRELOAD="${SANITIZE_PRELOAD:-}" lua5.4 "$TESTS_DIR/lua/tunnel.lua" || { cat "$work/treecmp.log" | head -20; false; }

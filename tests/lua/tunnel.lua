@@ -15,7 +15,9 @@ local function rsh(slot)
 end
 
 local function rsync(slot, args, log)
-  local argv = { "rsync", "-aH", "-e", rsh(slot) }
+  -- Nanosecond times: a tree made in the same second as the copy would
+  -- otherwise keep its root's creation time.
+  local argv = { "rsync", "-aH", "--modify-window=-1", "-e", rsh(slot) }
   for _, a in ipairs(args) do argv[#argv + 1] = a end
   local w = assert(sp.worker { argv = argv, log = log or (work .. "/rsync.log") })
   return w, w:wait()
@@ -110,6 +112,35 @@ sp.run(function()
   _, r = rsync(2, { work .. "/src/", "sptest:" .. work .. "/push-cut/" })
   assert(r.status == 0, r.error)
   same(work .. "/src", work .. "/push-cut")
+
+  -- Workers on the session's host: rsync with its list on stdin and
+  -- progress parsed; words with quotes and spaces; the environment.
+  w = assert(sp.worker { ssh = s1, progress = "rsync", input = "big\0",
+    argv = { "rsync", "-aH", "--files-from=-", "--from0", "--info=progress2",
+      work .. "/src/", work .. "/remote-w/" }, log = work .. "/rw.log" })
+  r = w:wait()
+  assert(r.status == 0, r.error)
+  assert(r.bytes == 48 * 2 ^ 20, r.bytes)
+  local c = assert(sp.worker { argv = { "cmp", work .. "/src/big",
+    work .. "/remote-w/big" } }):wait()
+  assert(c.status == 0, "remote-w/big differs")
+  w = assert(sp.worker { ssh = s1, env = { X = "a 'b'" }, cwd = work,
+    argv = { "sh", "-c", 'printf "%s|%s|%s" "$1" "$X" "$(pwd)" >&2; exit 7',
+      "-", "it's a word" } })
+  r = w:wait()
+  assert(r.status == 7 and r.error == "it's a word|a 'b'|" .. work, r.error)
+  w = assert(sp.worker { ssh = s1, argv = { "sh", "-c", "kill -9 $$" } })
+  r = w:wait()
+  assert(r.status == -1 and r.signal == 9, r.status .. " " .. r.signal)
+  -- Stopped: the channel closes and the remote command ends.
+  w = assert(sp.worker { ssh = s1, argv = { "sh", "-c",
+    "while :; do echo tick; sleep 0.1; done" }, grace = 2 })
+  sp.sleep(0.5)
+  w:stop()
+  r = w:wait()
+  assert(r.stopped, "not stopped")
+  local p = assert(s1:exec("pgrep -f 'echo tic[k]' || true"))
+  assert(p.stdout == "", "the stopped remote command still runs")
 
   t:close()
   s1:close()

@@ -44,6 +44,7 @@
 #include <stdint.h>
 
 #include "context.h"
+#include "ssh.h"
 
 #include "api.h"
 
@@ -103,6 +104,19 @@ typedef struct lsync_worker_opts {
   lsync_worker_progress_cb on_progress; /* may be NULL */
   lsync_worker_exit_cb on_exit;         /* may be NULL */
   void *ud;
+  lsync_ssh *ssh; /* NULL: a child here.  Else the command runs on this
+                     connected session's host, on an exec channel: the
+                     remote user's shell runs `cd CWD && LC_ALL=C
+                     NAME='VALUE'... exec 'ARGV0' 'ARGV1'...` (a POSIX
+                     shell is assumed), input is its stdin, output and
+                     progress as for a child.  There is no pid (0).  Stop
+                     closes the channel: the command's pipes close and it
+                     ends on its next read or write; without the server's
+                     confirmation within the grace period the channel is
+                     given up.  A channel or connection that fails ends
+                     the worker with exit status 255 (as ssh) and the
+                     connection's message as last_error.  The session
+                     must outlive the worker, or the worker ends so. */
 } lsync_worker_opts;
 
 LSYNC_API void lsync_worker_opts_init(lsync_worker_opts *o);
