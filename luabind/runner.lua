@@ -80,16 +80,16 @@ end
 -- when the source has such a directory; see Job:fast_final_ok.  As root
 -- locally it is not needed; a remote user may or may not be root.
 --
--- An interrupted file goes to PARTIAL_DIR beside it (rsync's
--- --partial-dir, which rsync also keeps out of transfers and deletions):
--- a retried or resumed chunk goes on from it, and stopping a job removes
--- those of the chunks that were running (Job:clean_partials).
-local PARTIAL_DIR = ".syncplan-partial"
-
+-- Files being written live in one directory of the job's under the
+-- destination's root (rsync's --temp-dir, relative to that root) until
+-- each is complete and renamed into place: an rsync killed outright (or
+-- a host that dies under it) leaves its half-written file there and not
+-- beside the real ones, and the job removes the directory when it ends
+-- or stops (see Job:temp_dir).
 local function chunk_base(job, slot)
   local a = rsync_base(job, slot)
   if job.guard_dirs then a[#a + 1] = "--chmod=Du+w" end
-  if not job.cfg.dry_run then a[#a + 1] = "--partial-dir=" .. PARTIAL_DIR end
+  if job.temp then a[#a + 1] = "--temp-dir=" .. job.temp end
   return a
 end
 
@@ -486,6 +486,10 @@ end
 
 -- Run one attempt of a chunk; returns the worker's result table.
 function Job:attempt(ch, slot)
+  local tok, terr = self:temp_dir()
+  if not tok then
+    return { status = 255, signal = 0, error = terr, elapsed = 0 }
+  end
   local opts = {
     input = ch.data, log = self:log_path(ch.index),
     watchdog = self.cfg.watchdog, grace = 10,
@@ -576,7 +580,6 @@ function Job:run_chunk(ch, slot)
     if outcome == "stopped" then
       ch.state = "pending"
       self:record(ch)
-      self.interrupted[#self.interrupted + 1] = ch
       return
     end
     if self.multi_host and not self:slot_alive(slot) then
@@ -1117,64 +1120,66 @@ function Job:halt(reason)
   return true
 end
 
--- After a stop: remove the partial files of the chunks that were
--- running, on the receiving side, as a terminated transfer should leave
--- nothing half-written behind (rsync left each in PARTIAL_DIR beside
--- it).  Twice, a second apart: a remote receiver learns of the stop
--- from its closed connection and may still be moving its file there.
-local CLEAN_PARTIALS = 't=$(mktemp) || exit 1; cat >"$t"; ' ..
-    'xargs -0 rm -rf -- <"$t"; sleep 1; xargs -0 rm -rf -- <"$t"; rm -f "$t"'
-
-function Job:clean_partials()
-  if self.tool ~= "rsync" or self.cfg.dry_run then return end
-  local seen, list = {}, {}
-  for _, ch in ipairs(self.interrupted) do
-    for name in ch.data:gmatch("([^%z]+)%z") do
-      local dir = name:match("^(.*)/[^/]*$") or "."
-      if not seen[dir] then
-        seen[dir] = true
-        list[#list + 1] = dir .. "/" .. PARTIAL_DIR .. "\0"
-      end
-    end
-  end
-  local input = table.concat(list)
-  local ok, err
+-- A shell command where the destination is (in its root): here, or on
+-- slot 1's connection.  Returns ok, error text.
+function Job:dest_sh(cmd, input)
+  local argv
   if self.dst.kind == "local" then
-    local w
-    w, err = sp.worker { argv = { "sh", "-c", CLEAN_PARTIALS },
-      cwd = self.dst.path, input = input, grace = 2, watchdog = 60 }
-    if w then
-      local r = w:wait()
-      ok, err = r.status == 0, r.error
-    end
-  elseif self.sessions then
-    local s
-    for _, c in pairs(self.sessions) do
-      if c:alive() then s = c break end
-    end
-    if s then
-      local r
-      r, err = s:exec("cd " .. shq(remote_word(self.dst)) .. " && " ..
-        CLEAN_PARTIALS, input)
-      ok, err = r and r.status == 0, r and r.stderr or err
-    else
-      err = "no connection left"
-    end
+    argv = { "sh", "-c", cmd }
   else
-    local argv = self:rsh_argv(1)
-    append(argv, { self.dst.host, "cd " .. shq(remote_word(self.dst)) ..
-      " && " .. CLEAN_PARTIALS })
-    local w
-    w, err = sp.worker { argv = argv, input = input, grace = 2,
-      watchdog = 60 }
-    if w then
-      local r = w:wait()
-      ok, err = r.status == 0, r.error
+    local full = "cd " .. shq(remote_word(self.dst)) .. " && " .. cmd
+    if self.tun then
+      local ok, err = self:ensure_session(1)
+      if not ok then return false, err end
+      local r, e = self.sessions[1]:exec(full, input)
+      if not r then return false, e end
+      return r.status == 0, r.stderr
     end
+    argv = self:rsh_argv(1)
+    append(argv, { self.dst.host, full })
   end
+  local w, err = sp.worker { argv = argv, input = input, grace = 2,
+    watchdog = 60, cwd = self.dst.kind == "local" and self.dst.path or nil,
+    log = self.logdir .. "/dest.log" }
+  if not w then return false, err end
+  local r = w:wait()
+  return r.status == 0, r.error
+end
+
+-- The job's temporary directory (see chunk_base), made before the first
+-- chunk runs, by one task while the others wait.  Not made at all when
+-- nothing is sent: the root would change for nothing.
+function Job:temp_dir()
+  if not self.temp or self.temp_made then return true end
+  while self.temp_making do self.temp_cond:wait() end
+  if self.temp_made then return true end
+  self.temp_making = true
+  local ok, err = self:dest_sh("mkdir -p -m 700 -- " .. shq(self.temp))
+  self.temp_making = false
+  self.temp_cond:notify()
+  self.temp_made = ok
   if not ok then
-    self:warn("could not remove the partial files of the stopped chunks: %s",
-      err or "?")
+    return false, string.format("cannot make %s in the destination: %s",
+      self.temp, err)
+  end
+  return true
+end
+
+-- Remove it, whatever it holds: at the end, and after a stop, when what
+-- it holds is the half-written files of the stopped chunks (and of
+-- rsyncs killed outright, or of a host that died).  After a stop, twice
+-- a second apart: a remote receiver learns of the stop from its closed
+-- connection and may still be writing.  A resumed job removes the one
+-- its earlier run left.
+function Job:remove_temp()
+  if not self.temp or not (self.temp_made or self.resumed) then return end
+  local rm = "rm -rf -- " .. shq(self.temp)
+  local ok, err = self:dest_sh(self.stopping and (rm .. "; sleep 1; " .. rm)
+    or rm)
+  if ok then
+    self.temp_made = false
+  else
+    self:warn("could not remove %s from the destination: %s", self.temp, err)
   end
 end
 
@@ -1301,7 +1306,7 @@ function Job:main(resume_chunks)
     self:warn("cannot connect: %s", self.fatal_connect)
     return finish(EXIT.connect, "failed")
   end
-  if self.stopping and #self.interrupted > 0 then self:clean_partials() end
+  if not self.fatal_connect then self:remove_temp() end
   if self.stopping == "no host answers" then
     self:warn("no host answers: the job stops, resumable")
     return finish(EXIT.connect, "interrupted")
@@ -1356,7 +1361,7 @@ local function new_job(cfg, opts)
     chunks_known = 0, total_bytes = 0, total_files = 0, retries = 0,
     skipped = 0, bytes0 = 0, need_scan = true, sent = 0,
     root_cond = sp.condition(), warming = {}, warm_workers = {},
-    interrupted = {}, requeued = 0,
+    requeued = 0, temp_cond = sp.condition(),
   }, Job)
   job.src, job.dst = cfg._src, cfg._dst
   if job.src.kind == "local" then
@@ -1389,6 +1394,9 @@ local function open_journal(opts)
 end
 
 local function prepare_logs(job)
+  if job.tool == "rsync" and not job.cfg.dry_run then
+    job.temp = ".syncplan-tmp-" .. job.id
+  end
   job.logdir = job.journal:dir() .. "/logs/" .. job.id
   local ok, err = sp.mkdir(job.logdir, tonumber("700", 8), true)
   if not ok then
@@ -1434,7 +1442,7 @@ function M.resume(id, opts)
     return EXIT.failed
   end
   local job = new_job(cfg, opts)
-  job.journal, job.id = journal, id
+  job.journal, job.id, job.resumed = journal, id, true
   if not prepare_logs(job) then return EXIT.failed end
   local pending = {}
   local final_needed = true
