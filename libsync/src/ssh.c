@@ -90,6 +90,10 @@ struct lsync_ssh {
   size_t nids, id_i;
   unsigned port, timeout_ms;
   int accept_new;
+  int use_agent; /* no identity files given, and SSH_AUTH_SOCK set */
+  LIBSSH2_AGENT *agent;
+  struct libssh2_agent_publickey *ident; /* the agent key being tried */
+  int agent_done;
 
   struct addrinfo *ai, *ai_next;
   int fd;
@@ -366,8 +370,48 @@ static void note_tried(lsync_ssh *s, const char *path, const char *why) {
            path, why);
 }
 
+/* The agent's keys, one after the other, as OpenSSH offers them before
+ * the key files.  Talking to the agent is local (a unix socket), the
+ * server's answers come without blocking.  LIBSSH2_ERROR_EAGAIN, 0 when
+ * authenticated, or 1 when the agent has no key left (or none at all). */
+static int try_agent(lsync_ssh *s) {
+  if (!s->agent) {
+    if (!(s->agent = libssh2_agent_init(s->sess)) ||
+        libssh2_agent_connect(s->agent) != 0 ||
+        libssh2_agent_list_identities(s->agent) != 0) {
+      note_tried(s, "ssh-agent", "cannot use it");
+      s->agent_done = 1;
+      return 1;
+    }
+    if (libssh2_agent_get_identity(s->agent, &s->ident, NULL) != 0) {
+      note_tried(s, "ssh-agent", "no keys");
+      s->agent_done = 1;
+      return 1;
+    }
+  }
+  for (;;) {
+    int rc = libssh2_agent_userauth(s->agent, s->user, s->ident);
+    if (rc == LIBSSH2_ERROR_EAGAIN || rc == 0)
+      return rc;
+    char what[96];
+    snprintf(what, sizeof what, "agent key %.60s",
+             s->ident->comment ? s->ident->comment : "");
+    note_tried(s, what, "refused");
+    struct libssh2_agent_publickey *prev = s->ident;
+    if (libssh2_agent_get_identity(s->agent, &s->ident, prev) != 0) {
+      s->agent_done = 1;
+      return 1;
+    }
+  }
+}
+
 /* LIBSSH2_ERROR_EAGAIN, 0 when authenticated, or 1 when no key is left. */
 static int try_keys(lsync_ssh *s) {
+  if (s->use_agent && !s->agent_done) {
+    int rc = try_agent(s);
+    if (rc != 1)
+      return rc;
+  }
   for (; s->id_i < s->nids; s->id_i++) {
     const char *path = s->ids[s->id_i];
     if (access(path, R_OK) < 0) {
@@ -948,6 +992,8 @@ static int copy_opts(lsync_ssh *s, const lsync_ssh_opts *o) {
     for (size_t i = 0; defaults[i]; i++)
       if (!(s->ids[s->nids++] = home_path(defaults[i])))
         return -1;
+    const char *sock = getenv("SSH_AUTH_SOCK");
+    s->use_agent = sock && *sock;
   }
   if (!s->host || !s->user || (o->known_hosts && !s->known_hosts) ||
       (o->host_key_alias && !s->alias))
@@ -1058,6 +1104,11 @@ void lsync_ssh_free(lsync_ssh *s) {
      * a server that no longer answers (it would wait for each open
      * channel's close otherwise); then the session's memory, channels
      * included. */
+    if (s->agent) {
+      libssh2_agent_disconnect(s->agent);
+      libssh2_agent_free(s->agent);
+      s->agent = NULL;
+    }
     if (s->st == S_LIVE)
       libssh2_session_disconnect(s->sess, "done");
     if (s->fd >= 0)

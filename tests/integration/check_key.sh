@@ -29,8 +29,30 @@ home="$work/home"
 mkdir -p -m 700 "$home/.ssh"
 cp "$d/id_ed25519" "$home/.ssh/id_ed25519"
 printf '[127.0.0.1]:%s %s\n' "$SSHD_PORT" "$hostkey" >"$home/.ssh/known_hosts"
-HOME=$home expect_status 0 "$SYNCPLAN" check-key "$user@127.0.0.1:$SSHD_PORT"
+HOME=$home SSH_AUTH_SOCK= expect_status 0 "$SYNCPLAN" check-key \
+  "$user@127.0.0.1:$SSHD_PORT"
 answer true
+
+# The key in an ssh-agent only: no key file under $HOME.  An agent with
+# no key that works, then none at all, is refused (exit 1).
+need ssh-agent ssh-add
+ahome="$work/agent-home"
+mkdir -p -m 700 "$ahome/.ssh"
+cp "$home/.ssh/known_hosts" "$ahome/.ssh/known_hosts"
+eval "$(ssh-agent -s -a "$work/agent.sock")" >/dev/null
+at_exit "kill $SSH_AGENT_PID"
+ssh-add -q "$d/id_ed25519" 2>/dev/null || fail "ssh-add failed"
+HOME=$ahome expect_status 0 "$SYNCPLAN" check-key "$user@127.0.0.1:$SSHD_PORT"
+answer true
+ssh-add -q -D 2>/dev/null
+ssh-keygen -q -t ed25519 -N '' -C stranger -f "$work/stranger" </dev/null
+ssh-add -q "$work/stranger" 2>/dev/null
+HOME=$ahome expect_status 1 "$SYNCPLAN" check-key "$user@127.0.0.1:$SSHD_PORT"
+answer false
+said 'agent key stranger'
+HOME=$ahome SSH_AUTH_SOCK= expect_status 1 "$SYNCPLAN" check-key \
+  "$user@127.0.0.1:$SSHD_PORT"
+answer false
 
 # A plain alias in a file of its own.
 cat >"$work/config" <<CFG

@@ -15,8 +15,10 @@
  * 0600 and 0700, when missing) and the connection goes on.
  *
  * Authentication.  Public key only: each of identity_files in order (a
- * missing file is skipped), or when none are given the user's defaults
- * ~/.ssh/id_ed25519, id_ecdsa and id_rsa.  A passphrase-protected key
+ * missing file is skipped), or when none are given the keys of the
+ * ssh-agent at $SSH_AUTH_SOCK (if set) and then the user's defaults
+ * ~/.ssh/id_ed25519, id_ecdsa and id_rsa.  (Given files are used alone,
+ * as OpenSSH's IdentitiesOnly.)  A passphrase-protected key
  * cannot be used (there is no one to ask).  Failure: LSYNC_EAUTH with the
  * keys tried.  A connection that fails or does not answer gives
  * LSYNC_ECONNECT; the whole of it taking longer than timeout_ms gives
