@@ -3,9 +3,9 @@
 # same trees, in the same run, on tmpfs.  Not a test: run by hand, on a
 # quiet machine.
 #
-#   bash bench/transfer.sh [BUILD_DIR] [local] [wan] [nochange]
+#   bash bench/transfer.sh [BUILD_DIR] [local] [wan] [nochange] [chunks]
 #
-# With no scenario named, runs all three (about 8 minutes on 2 cores):
+# With no scenario named, runs all four (about 10 minutes on 2 cores):
 #   local     50,000 files of 0-16 KiB, local to local: syncplan copy -j 4,
 #             rsync -a, fpsync -n 4, rclone sync --transfers 4, cp -a as the
 #             local limit, and 4 rsync --files-from on lists made beforehand
@@ -19,6 +19,12 @@
 #             cannot pull: its source must be a local directory).
 #   nochange  both trees again onto an up-to-date destination (local, and
 #             push and pull over the WAN link): syncplan vs rsync.
+#   chunks    2,000 files of 0-4 KiB pushed over the WAN link in 200 chunks
+#             on 4 slots: syncplan's own connections (the tunnel) against
+#             the ssh program with a handshake per chunk and with a master
+#             per slot; the report gives the time per chunk.
+# syncplan's WAN rows use its own connections (-F, the tunnel) unless
+# they say -e ssh.
 #
 # Full copies start from an empty destination every run (hyperfine
 # --prepare).  RUNS (default 5), WAN_RUNS (default 3) and NOCHANGE_RUNS
@@ -30,15 +36,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 usage() {
-  echo "usage: bash bench/transfer.sh [BUILD_DIR] [local] [wan] [nochange]" >&2
+  echo "usage: bash bench/transfer.sh [BUILD_DIR] [local] [wan] [nochange] [chunks]" >&2
   exit 2
 }
 build=${1:-build}
 [ $# -gt 0 ] && shift
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(local wan nochange)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(local wan nochange chunks)
 for s in "${scenarios[@]}"; do
-  case $s in local | wan | nochange) ;; *) usage ;; esac
+  case $s in local | wan | nochange | chunks) ;; *) usage ;; esac
 done
 [ -x "$build/tests/mktree" ] && [ -x "$build/bench/wanproxy" ] ||
   { echo "build first: cmake --build $build (needs tests/mktree, bench/wanproxy)" >&2; exit 1; }
@@ -189,8 +195,11 @@ run_wan() {
   full_copy "wan push" "$base/wan-src" "$base/wan-push" "$wan_runs"
   # Default chunks (streamed, with the spread limit) and -n 8 (eight
   # chunks balanced by bytes, after the whole crawl).
-  bench_syncplan "syncplan copy -j 8" "$syncplan copy $src/ wan:$dst/ -e '$rsh' -j 8"
-  bench_syncplan "syncplan copy -j 8 -n 8" "$syncplan copy $src/ wan:$dst/ -e '$rsh' -j 8 -n 8"
+  # syncplan's own connections (the tunnel), and the ssh program with a
+  # master connection per slot (-e).
+  bench_syncplan "syncplan copy -j 8" "$syncplan copy $src/ wan:$dst/ -F '$SSH_CONFIG' -j 8"
+  bench_syncplan "syncplan copy -j 8 -n 8" "$syncplan copy $src/ wan:$dst/ -F '$SSH_CONFIG' -j 8 -n 8"
+  bench_syncplan "syncplan copy -j 8 -e ssh (masters)" "$syncplan copy $src/ wan:$dst/ -e '$rsh' -j 8"
   bench "rsync -a" "rsync -a -e '$rsh' $src/ wan:$dst/"
   # fpsync passes -o into a nested `sh -c '...'`, where an `-e 'ssh -F ...'`
   # cannot be quoted; rsync takes the same command from RSYNC_RSH instead.
@@ -211,8 +220,9 @@ run_wan() {
   rm -rf "$dst"
 
   full_copy "wan pull" "$base/wan-src" "$base/wan-pull" "$wan_runs"
-  bench_syncplan "syncplan copy -j 8" "$syncplan copy wan:$src/ $dst/ -e '$rsh' -j 8"
-  bench_syncplan "syncplan copy -j 8 -n 8" "$syncplan copy wan:$src/ $dst/ -e '$rsh' -j 8 -n 8"
+  bench_syncplan "syncplan copy -j 8" "$syncplan copy wan:$src/ $dst/ -F '$SSH_CONFIG' -j 8"
+  bench_syncplan "syncplan copy -j 8 -n 8" "$syncplan copy wan:$src/ $dst/ -F '$SSH_CONFIG' -j 8 -n 8"
+  bench_syncplan "syncplan copy -j 8 -e ssh (masters)" "$syncplan copy wan:$src/ $dst/ -e '$rsh' -j 8"
   bench "rsync -a" "rsync -a -e '$rsh' wan:$src/ $dst/"
   prep="$prep && mkdir $dst"
   bench "8 x rsync, hand-balanced (xargs)" \
@@ -238,12 +248,33 @@ run_nochange() {
   bench "rsync -a" "rsync -a $src/ $dst/"
   rm -rf "$dst"
   no_change "no change, wan push" "$base/wan-src" "$base/wan-push"
-  bench_syncplan "syncplan copy -j 8" "$syncplan copy $src/ wan:$dst/ -e '$rsh' -j 8"
+  bench_syncplan "syncplan copy -j 8" "$syncplan copy $src/ wan:$dst/ -F '$SSH_CONFIG' -j 8"
   bench "rsync -a" "rsync -a -e '$rsh' $src/ wan:$dst/"
   rm -rf "$dst"
   no_change "no change, wan pull" "$base/wan-src" "$base/wan-pull"
-  bench_syncplan "syncplan copy -j 8" "$syncplan copy wan:$src/ $dst/ -e '$rsh' -j 8"
+  bench_syncplan "syncplan copy -j 8" "$syncplan copy wan:$src/ $dst/ -F '$SSH_CONFIG' -j 8"
   bench "rsync -a" "rsync -a -e '$rsh' wan:$src/ $dst/"
+  rm -rf "$dst"
+}
+
+# 200 small chunks over the WAN link, 4 at a time: what a chunk costs
+# beyond its data.  The tunnel's slots each keep one connection; the ssh
+# program without sharing pays a handshake per chunk; with a master per
+# slot (syncplan's -e default) it does not either.
+chunks_tree() {
+  [ -d "$base/chunks-src" ] && return
+  "$MKTREE" sample "$base/chunks-src" -n 2000 --max-size 4096 >/dev/null
+}
+
+run_chunks() {
+  chunks_tree
+  wan_up
+  full_copy "200 chunks, wan push" "$base/chunks-src" "$base/chunks-push" "$wan_runs"
+  bench_syncplan "syncplan -j 4 -n 200" "$syncplan copy $src/ wan:$dst/ -F '$SSH_CONFIG' -j 4 -n 200"
+  bench_syncplan "syncplan -j 4 -n 200 -e ssh (handshake per chunk)" \
+    "$syncplan copy $src/ wan:$dst/ -e '$rsh -o ControlMaster=no -o ControlPath=none' -j 4 -n 200"
+  bench_syncplan "syncplan -j 4 -n 200 -e ssh (masters)" "$syncplan copy $src/ wan:$dst/ -e '$rsh' -j 4 -n 200"
+  bench "rsync -a" "rsync -a -e '$rsh' $src/ wan:$dst/"
   rm -rf "$dst"
 }
 
@@ -282,10 +313,19 @@ case " ${scenarios[*]} " in *" wan "* | *" nochange "*)
   echo "WAN: bench/wanproxy in front of sshd on 127.0.0.1, 25 ms one way (50 ms round trip), 25 MiB/s per connection and 100 MiB/s in total, each direction."
   ;;
 esac
-echo "Trees: local = 50,000 files of 0-16 KiB; wan = 10,000 files of 0-16 KiB + 8 x 32 MiB."
+echo "Trees: local = 50,000 files of 0-16 KiB; wan = 10,000 files of 0-16 KiB + 8 x 32 MiB; chunks = 2,000 files of 0-4 KiB."
 echo
 echo "| scenario | tool | mean (s) | σ (s) | MiB/s | rsync time / tool time | left to sync |"
 echo "|---|---|---:|---:|---:|---:|---:|"
 table
 echo
 echo "\"left to sync\": entries \`rsync -an --delete --itemize-changes\` still lists after the last run (rclone copies no symlinks and no empty directories)."
+if grep -q $'\t200 chunks' "$res/rows"; then
+  echo
+  echo "Per chunk, 200 chunks on 4 slots: the run's time over 50 (each slot ran about 50 chunks one after the other)."
+  echo
+  echo "| tool | mean (s) | per chunk (ms) |"
+  echo "|---|---:|---:|"
+  awk -F '\t' '$1 == "ok" && $2 ~ /^200 chunks/ && $3 != "rsync -a" {
+    printf "| %s | %.2f | %.0f |\n", $3, $4, $4 / 50 * 1000 }' "$res/rows"
+fi
