@@ -53,7 +53,7 @@ enum state {
 
 /* A command on an exec channel: open, exec, feed stdin and read both
  * outputs, then close, wait for the server's close, free. */
-enum cstate { C_OPEN, C_EXEC, C_IO, C_CLOSE, C_WAIT, C_FREE };
+enum cstate { C_OPEN, C_SPARE, C_EXEC, C_IO, C_CLOSE, C_WAIT, C_FREE };
 
 struct lsync_ssh_chan {
   lsync_ssh_chan *next;
@@ -100,6 +100,8 @@ struct lsync_ssh {
   int last_connect_err;
   LIBSSH2_SESSION *sess;
   lsync_ssh_chan *chans;
+  lsync_ssh_chan *spare; /* opened ahead for the next command, or NULL */
+  int prefetch;
   int driving, redrive;
   uint64_t bytes_in, bytes_out; /* channel data, both ways */
 
@@ -439,6 +441,8 @@ static int try_keys(lsync_ssh *s) {
 #define QUEUE_COMPACT (256u * 1024)
 
 static void chan_release(lsync_ssh *s, lsync_ssh_chan *c) {
+  if (s->spare == c)
+    s->spare = NULL;
   if (c->exit_signal && s->sess)
     libssh2_free(s->sess, c->exit_signal);
   free(c->cmd);
@@ -480,7 +484,7 @@ static int chan_fail(lsync_ssh *s, lsync_ssh_chan *c, const char *what) {
     return 0;
   }
   snprintf(s->errmsg, sizeof s->errmsg, "%s: %s '%.200s': %s", s->host, what,
-           c->cmd, ssh_error(s));
+           c->cmd ? c->cmd : "(a channel opened ahead)", ssh_error(s));
   if (c->ch && c->st != C_FREE)
     libssh2_channel_free(c->ch); /* best effort; non-blocking */
   c->ch = NULL;
@@ -560,6 +564,15 @@ static int chan_step(lsync_ssh *s, lsync_ssh_chan *c) {
           return LIBSSH2_ERROR_EAGAIN;
         return chan_fail(s, c, "cannot open a channel for");
       }
+      c->st = C_SPARE;
+      break;
+    case C_SPARE:
+      if (c->closing) {
+        c->st = C_CLOSE;
+        break;
+      }
+      if (!c->cmd)
+        return LIBSSH2_ERROR_EAGAIN; /* open, waiting for a command */
       c->st = C_EXEC;
       break;
     case C_EXEC:
@@ -615,6 +628,8 @@ static void on_poll(uv_poll_t *h, int status, int events);
  * its window).  With every channel paused, a readable socket would
  * otherwise wake the loop for nothing, forever. */
 static int chan_wants_read(const lsync_ssh_chan *c) {
+  if (c->st == C_SPARE && !c->cmd)
+    return 0;
   return c->st != C_IO || c->closing || !c->paused || c->q_off < c->q_len ||
          (c->eof_wanted && !c->eof_sent);
 }
@@ -678,6 +693,35 @@ static void fail_chans(lsync_ssh *s, const char *why) {
   }
 }
 
+/* A channel opened ahead, without a command: the next chan_open takes
+ * it and skips the open's round trip.  It calls back no one until then
+ * (abandoned); if it fails, the next command opens its own. */
+static void make_spare(lsync_ssh *s) {
+  if (!s->prefetch || s->spare || s->st != S_LIVE || s->closing)
+    return;
+  lsync_ssh_chan *c = calloc(1, sizeof *c);
+  if (!c)
+    return;
+  c->s = s;
+  c->abandoned = 1;
+  c->next = s->chans;
+  s->chans = c;
+  s->spare = c;
+  kick(s);
+}
+
+void lsync_ssh_prefetch(lsync_ssh *s, int on) {
+  s->prefetch = on;
+  if (on)
+    make_spare(s);
+  else if (s->spare) {
+    lsync_ssh_chan *c = s->spare;
+    s->spare = NULL;
+    c->closing = 1; /* closed and freed without a word (abandoned) */
+    kick(s);
+  }
+}
+
 int lsync_ssh_chan_open(lsync_ssh *s, const lsync_ssh_chan_opts *o,
                         lsync_ssh_chan **out) {
   *out = NULL;
@@ -689,18 +733,26 @@ int lsync_ssh_chan_open(lsync_ssh *s, const lsync_ssh_chan_opts *o,
                                                  : LSYNC_EINVAL,
                        "ssh: %s: %s", s->host,
                        s->st == S_FAILED ? s->errmsg : "not connected");
-  lsync_ssh_chan *c = calloc(1, sizeof *c);
-  if (!c || !(c->cmd = strdup(o->cmd))) {
-    free(c);
+  char *cmd = strdup(o->cmd);
+  lsync_ssh_chan *c = s->spare && !s->spare->closing ? s->spare : NULL;
+  if (!c && cmd && (c = calloc(1, sizeof *c))) {
+    c->s = s;
+    c->next = s->chans;
+    s->chans = c;
+  }
+  if (!c || !cmd) {
+    free(cmd);
     return lsync__fail(s->ctx, LSYNC_ENOMEM, "ssh: out of memory");
   }
-  c->s = s;
+  if (c == s->spare)
+    s->spare = NULL;
+  c->cmd = cmd;
+  c->abandoned = 0;
   c->on_data = o->on_data;
   c->on_exit = o->on_exit;
   c->on_drain = o->on_drain;
   c->ud = o->ud;
-  c->next = s->chans;
-  s->chans = c;
+  make_spare(s);
   kick(s);
   *out = c;
   return 0;

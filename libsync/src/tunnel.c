@@ -333,6 +333,8 @@ static void start(struct relay *r) {
     return;
   }
   r->sess = s;
+  /* The slot's next rsync will find its channel open already. */
+  lsync_ssh_prefetch(s, 1);
   uv_read_start((uv_stream_t *)&r->h[H_IN], on_alloc, on_in_read);
   lsync__log(t->ctx, LSYNC_LOG_DEBUG, "tunnel: slot %u: %.200s", r->slot,
              r->cmd);

@@ -746,6 +746,7 @@ static int start_remote(lsync_worker *w, const lsync_worker_opts *o) {
   free(cmd);
   if (rc < 0)
     return rc;
+  lsync_ssh_prefetch(o->ssh, 1); /* for the host's next worker */
   w->spawned = 1;
   if (w->input_len &&
       (rc = lsync_ssh_chan_write(w->chan, w->input, w->input_len)) < 0)

@@ -140,6 +140,11 @@ LSYNC_API void lsync_ssh_chan_pause(lsync_ssh_chan *c, int paused);
 LSYNC_API void lsync_ssh_chan_close(lsync_ssh_chan *c);
 LSYNC_API void lsync_ssh_chan_abandon(lsync_ssh_chan *c);
 
+/* Keep (on) one channel opened ahead, without a command, so that the
+ * next lsync_ssh_chan_open or lsync_ssh_exec takes it and skips the
+ * round trip of opening one; each taken is replaced.  Off closes it. */
+LSYNC_API void lsync_ssh_prefetch(lsync_ssh *s, int on);
+
 /* Connected and not broken, as far as the session knows: a server that
  * went away unnoticed fails the next channel. */
 LSYNC_API int lsync_ssh_alive(const lsync_ssh *s);
