@@ -9,6 +9,8 @@ local work = assert(os.getenv("WORK"))
 local prog = assert(os.getenv("SYNCPLAN"))
 local treecmp = assert(os.getenv("TREECMP"))
 local sock = work .. "/tun/t.sock"
+-- Children must not inherit the sanitizer runtime lua5.4 may be run with.
+local NOPRE = { LD_PRELOAD = "" }
 
 local function rsh(slot)
   return prog .. " tunnel " .. sock .. " " .. slot
@@ -19,12 +21,13 @@ local function rsync(slot, args, log)
   -- otherwise keep its root's creation time.
   local argv = { "rsync", "-aH", "--modify-window=-1", "-e", rsh(slot) }
   for _, a in ipairs(args) do argv[#argv + 1] = a end
-  local w = assert(sp.worker { argv = argv, log = log or (work .. "/rsync.log") })
+  local w = assert(sp.worker { argv = argv, env = NOPRE,
+    log = log or (work .. "/rsync.log") })
   return w, w:wait()
 end
 
 local function same(a, b)
-  local w = assert(sp.worker { argv = { treecmp, a, b },
+  local w = assert(sp.worker { argv = { treecmp, a, b }, env = NOPRE,
     log = work .. "/treecmp.log" })
   local r = w:wait()
   assert(r.status == 0, "trees differ: " .. a .. " " .. b .. " (see " ..
@@ -77,8 +80,9 @@ sp.run(function()
 
   -- rsync stopped mid-transfer: its remote half ends (no rsync left
   -- writing under push-stop), and the slot's session goes on working.
-  local w = assert(sp.worker { argv = { "rsync", "-a", "--bwlimit=2000", "-e",
-    rsh(1), work .. "/src/", "sptest:" .. work .. "/push-stop/" },
+  local w = assert(sp.worker { env = NOPRE, argv = { "rsync", "-a",
+    "--bwlimit=2000", "-e", rsh(1), work .. "/src/",
+    "sptest:" .. work .. "/push-stop/" },
     log = work .. "/stop.log" })
   sp.sleep(1.5)
   assert(t:active() == 1)
@@ -98,8 +102,9 @@ sp.run(function()
 
   -- The session closed under a running rsync: it fails (255), and so
   -- does the next one on that slot; a new session works.
-  w = assert(sp.worker { argv = { "rsync", "-a", "--bwlimit=2000", "-e",
-    rsh(2), work .. "/src/", "sptest:" .. work .. "/push-cut/" },
+  w = assert(sp.worker { env = NOPRE, argv = { "rsync", "-a",
+    "--bwlimit=2000", "-e", rsh(2), work .. "/src/",
+    "sptest:" .. work .. "/push-cut/" },
     log = work .. "/cut.log" })
   sp.sleep(1)
   s2:close()
@@ -121,7 +126,7 @@ sp.run(function()
   r = w:wait()
   assert(r.status == 0, r.error)
   assert(r.bytes == 48 * 2 ^ 20, r.bytes)
-  local c = assert(sp.worker { argv = { "cmp", work .. "/src/big",
+  local c = assert(sp.worker { env = NOPRE, argv = { "cmp", work .. "/src/big",
     work .. "/remote-w/big" } }):wait()
   assert(c.status == 0, "remote-w/big differs")
   w = assert(sp.worker { ssh = s1, env = { X = "a 'b'" }, cwd = work,
