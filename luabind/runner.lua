@@ -299,17 +299,17 @@ function Job:ensure_session(slot)
   local user, name = host:match("^(.*)@([^@]+)$")
   local opts = { host = name or host, user = user,
     config = self.cfg.ssh_config, accept_new_host = self.cfg.accept_new_host }
-  s, self.conn_err, self.conn_code = sp.ssh(opts)
+  local err, code
+  s, err, code = sp.ssh(opts)
   self.connecting[slot] = nil
   self.conn_cond:notify()
   if not s then
-    local code = self.conn_code
     if code == "EHOSTKEY" or code == "EAUTH" or code == "ENOENT" or
         code == "EINVAL" then
-      self.fatal_connect = self.fatal_connect or self.conn_err
+      self.fatal_connect = self.fatal_connect or err
       self:halt("connect")
     end
-    return false, self.conn_err, code
+    return false, err, code
   end
   if self.stopping then
     s:close()
@@ -1209,9 +1209,13 @@ function Job:summary(code)
       ch.exit_code or -1, ch.signal ~= 0 and (", signal " .. ch.signal) or "",
       ch.error ~= "" and ch.error or "-", self:log_path(ch.index))
   end
+  local tb = self.tun_bytes
   self:emit("finish", { exit_code = code, chunks = self.chunks_known,
     chunks_done = self.chunks_done, failed = #self.failed,
     bytes = st.bytes, files = st.files, retries = self.retries,
+    requeued = self.requeued,
+    ssh_sent = tb and tb[1] or plan.null,
+    ssh_received = tb and tb[2] or plan.null,
     unchanged = self.cmp and self.cmp.unchanged or plan.null,
     dir_times_set = self.dir_times_set or plan.null,
     elapsed = st.elapsed })

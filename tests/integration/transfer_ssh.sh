@@ -90,8 +90,14 @@ printf '#!/bin/sh\necho "$@" >>"%s/nossh/called"\nexit 255\n' "$work" \
 chmod +x "$work/nossh/ssh"
 before=$(grep -c "Accepted publickey" "$work/ssh/sshd.log" || true)
 PATH=$work/nossh:$PATH expect_status 0 "$SYNCPLAN" copy "$work/src/" \
-  "$SSH_HOST:$work/pushed-t/" -F "$SSH_CONFIG" -j 3 -n 40
+  "$SSH_HOST:$work/pushed-t/" -F "$SSH_CONFIG" -j 3 -n 40 --json
 check_same "$work/src" "$work/pushed-t"
+# Every byte crosses the tunnel, counted: at least the files' contents.
+want=$(find "$work/src" -type f -printf '%i %s\n' | sort -u |
+  awk '{ s += $2 } END { print s + 0 }')
+sent=$(finish_field ssh_sent)
+[ "$sent" -ge "$want" ] && [ "$(finish_field ssh_received)" -gt 0 ] ||
+  fail "tunnel counted $sent bytes sent for $want bytes of files"
 after=$(grep -c "Accepted publickey" "$work/ssh/sshd.log" || true)
 [ $((after - before)) -le 4 ] && [ "$after" -gt "$before" ] ||
   fail "40 chunks made $((after - before)) connections, not 1 to 4"
