@@ -1306,11 +1306,13 @@ function Job:main(resume_chunks)
     self:halt("no host answers")
   end
   root:join()
+  -- Chunks that ran may have left files in the job's temporary directory
+  -- (stopped, or killed with their host): it goes however the job ends.
+  self:remove_temp()
   if self.fatal_connect then
     self:warn("cannot connect: %s", self.fatal_connect)
     return finish(EXIT.connect, "failed")
   end
-  if not self.fatal_connect then self:remove_temp() end
   if self.stopping == "no host answers" then
     self:warn("no host answers: the job stops, resumable")
     return finish(EXIT.connect, "interrupted")
