@@ -5,6 +5,7 @@
  *   local t = assert(syncplan.tunnel("/private/dir/tunnel"))
  *   t:set(slot, session)   -- the session slot's clients use (nil: none)
  *   t:bytes()              -- up, down: bytes relayed so far
+ *   t:set_rate(bytes_per_s) -- one cap over all relays, both ways (0: none)
  *   t:active()             -- relays running now
  *   t:close()              -- also __gc and __close
  *   syncplan.program()     -- the syncplan binary for `-e "... tunnel"`,
@@ -83,6 +84,14 @@ static int t_bytes(lua_State *L) {
   return 2;
 }
 
+static int t_set_rate(lua_State *L) {
+  ltunnel *u = check(L);
+  lua_Number rate = luaL_checknumber(L, 2);
+  luaL_argcheck(L, rate >= 0, 2, "a rate in bytes per second, 0 for none");
+  lsync_tunnel_set_rate(u->t, (double)rate);
+  return 0;
+}
+
 static int t_active(lua_State *L) {
   ltunnel *u = check(L);
   lua_pushinteger(L, lsync_tunnel_active(u->t));
@@ -137,6 +146,7 @@ void lb_tunnel_open(lua_State *L) {
   static const luaL_Reg methods[] = {{"set", t_set},
                                      {"bytes", t_bytes},
                                      {"active", t_active},
+                                     {"set_rate", t_set_rate},
                                      {"close", t_close},
                                      {NULL, NULL}};
   lb_new_class(L, TUNNEL_MT, NULL, methods, t_close);

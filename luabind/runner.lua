@@ -263,6 +263,12 @@ function Job:setup_transport()
     local t, err = dir and sp.tunnel(dir .. "/t")
     if t then
       self.tun, self.tun_rsh = t, prog .. " tunnel " .. dir .. "/t "
+      if self.cfg._bwlimit then
+        -- One bucket for every byte the workers send or receive, instead
+        -- of a share per rsync (which idles when a worker does).
+        t:set_rate(self.cfg._bwlimit)
+        self.bw_share = nil
+      end
       return
     end
     self:warn("no tunnel (%s): using the ssh program",

@@ -57,7 +57,10 @@ struct relay {
   lsync_ssh *sess;     /* valid while the channel runs */
   lsync_ssh_chan *chan;
   size_t out_queued;   /* bytes in writes towards the client */
-  int chan_paused, in_paused;
+  /* Why a direction waits: the other side is full, or the job's cap
+   * (the bucket) holds it; it goes on when neither does. */
+  int in_full, in_held, in_reading;   /* rsync -> remote */
+  int out_full, out_held, chan_paused; /* remote -> rsync */
   int exited, exit_sent, client_gone;
   int exit_status;
 };
@@ -71,7 +74,10 @@ struct lsync_tunnel {
   struct relay *relays;
   uint64_t up, down;
   unsigned active;
-  int closing, server_closed;
+  int closing;
+  int handles; /* the listener's own (server, release) not yet closed */
+  lsync_bucket bucket; /* the cap over all relays, both ways; rate 0: none */
+  uv_timer_t release;  /* lets held relays go on */
   char rbuf[65536]; /* shared by every read: libuv hands it over first */
 };
 
@@ -110,7 +116,7 @@ static void relay_maybe_free(struct relay *r) {
     t->active--;
   free(r->cmd);
   free(r);
-  if (t->server_closed && !t->relays) {
+  if (!t->handles && !t->relays) {
     free(t->path);
     free(t);
   }
@@ -139,6 +145,61 @@ static void init_h(struct relay *r, int i, int ipc) {
 /* ---- the listener: writing --------------------------------------------- */
 
 static void maybe_end(struct relay *r);
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
+static void on_in_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+
+/* Read from rsync unless something holds that direction. */
+static void update_in(struct relay *r) {
+  int want = r->open[H_IN] && !r->in_full && !r->in_held;
+  if (want == r->in_reading)
+    return;
+  r->in_reading = want;
+  if (want)
+    uv_read_start((uv_stream_t *)&r->h[H_IN], on_alloc, on_in_read);
+  else if (r->open[H_IN])
+    uv_read_stop((uv_stream_t *)&r->h[H_IN]);
+}
+
+/* Read the command's output unless something holds that direction. */
+static void update_out(struct relay *r) {
+  int pause = r->out_full || r->out_held;
+  if (!r->chan || pause == r->chan_paused)
+    return;
+  r->chan_paused = pause;
+  lsync_ssh_chan_pause(r->chan, pause);
+}
+
+static double now_s(void) { return (double)uv_hrtime() / 1e9; }
+
+static void on_release(uv_timer_t *h) {
+  lsync_tunnel *t = h->data;
+  for (struct relay *r = t->relays; r; r = r->next) {
+    r->in_held = r->out_held = 0;
+    update_in(r);
+    update_out(r);
+  }
+}
+
+/* n bytes crossed one way: the bucket is charged, and when it runs into
+ * debt that direction of the relay waits until it is paid. */
+static void charge(struct relay *r, size_t n, int up) {
+  lsync_tunnel *t = r->t;
+  if (t->bucket.rate <= 0)
+    return;
+  double wait = lsync_bucket_take(&t->bucket, (double)n, now_s());
+  if (wait <= 0)
+    return;
+  if (up) {
+    r->in_held = 1;
+    update_in(r);
+  } else {
+    r->out_held = 1;
+    update_out(r);
+  }
+  if (!uv_is_active((uv_handle_t *)&t->release))
+    uv_timer_start(&t->release, on_release, (uint64_t)(wait * 1000.0) + 1,
+                   0);
+}
 
 static void on_written(uv_write_t *req, int status) {
   struct wreq *w = (struct wreq *)req;
@@ -148,9 +209,9 @@ static void on_written(uv_write_t *req, int status) {
   free(w);
   if (status < 0 && status != UV_ECANCELED && which == H_OUT && r->chan)
     lsync_ssh_chan_close(r->chan); /* rsync stopped reading: it is gone */
-  if (r->chan && r->chan_paused && r->out_queued < HIGH_MARK / 2) {
-    r->chan_paused = 0;
-    lsync_ssh_chan_pause(r->chan, 0);
+  if (r->out_full && r->out_queued < HIGH_MARK / 2) {
+    r->out_full = 0;
+    update_out(r);
   }
   maybe_end(r);
 }
@@ -232,10 +293,11 @@ static void on_chan_data(void *ud, int fd, const char *buf, size_t len) {
     send_to(r, H_OUT, 0, buf, len);
   else
     send_to(r, H_CONN, 'E', buf, len);
-  if (r->out_queued >= HIGH_MARK && !r->chan_paused && r->chan) {
-    r->chan_paused = 1;
-    lsync_ssh_chan_pause(r->chan, 1);
+  if (r->out_queued >= HIGH_MARK) {
+    r->out_full = 1;
+    update_out(r);
   }
+  charge(r, len, 0);
 }
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
@@ -244,14 +306,10 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
   *buf = uv_buf_init(r->t->rbuf, sizeof r->t->rbuf);
 }
 
-static void on_in_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
-
 static void on_chan_drain(void *ud) {
   struct relay *r = ud;
-  if (r->in_paused && r->open[H_IN]) {
-    r->in_paused = 0;
-    uv_read_start((uv_stream_t *)&r->h[H_IN], on_alloc, on_in_read);
-  }
+  r->in_full = 0;
+  update_in(r);
 }
 
 static void on_chan_exit(void *ud, int rc, int status, const char *sig) {
@@ -281,6 +339,7 @@ static void on_in_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   if (n == 0)
     return;
   if (n < 0) { /* rsync closed its end: end-of-file for the command */
+    r->in_reading = 0;
     close_h(r, H_IN);
     if (r->chan)
       lsync_ssh_chan_end_input(r->chan);
@@ -294,9 +353,10 @@ static void on_in_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
     return;
   }
   if (lsync_ssh_chan_queued(r->chan) >= HIGH_MARK) {
-    r->in_paused = 1;
-    uv_read_stop(s);
+    r->in_full = 1;
+    update_in(r);
   }
+  charge(r, (size_t)n, 1);
 }
 
 /* Header and descriptors in: open the channel. */
@@ -335,7 +395,7 @@ static void start(struct relay *r) {
   r->sess = s;
   /* The slot's next rsync will find its channel open already. */
   lsync_ssh_prefetch(s, 1);
-  uv_read_start((uv_stream_t *)&r->h[H_IN], on_alloc, on_in_read);
+  update_in(r);
   lsync__log(t->ctx, LSYNC_LOG_DEBUG, "tunnel: slot %u: %.200s", r->slot,
              r->cmd);
 }
@@ -447,6 +507,9 @@ int lsync_tunnel_listen(lsync_ctx *ctx, const char *path,
   t->ud = ud;
   uv_pipe_init(loop, &t->server, 0);
   t->server.data = t;
+  uv_timer_init(loop, &t->release);
+  t->release.data = t;
+  t->handles = 2;
   /* 0600 from the start: no moment where another user could connect. */
   mode_t old = umask(0177);
   int rc = uv_pipe_bind(&t->server, path);
@@ -474,11 +537,10 @@ void lsync_tunnel_bytes(const lsync_tunnel *t, uint64_t *up, uint64_t *down) {
 
 unsigned lsync_tunnel_active(const lsync_tunnel *t) { return t->active; }
 
-/* The listener's memory goes with its last relay. */
-static void on_server_closed(uv_handle_t *h) {
+/* The listener's memory goes with the last of its handles and relays. */
+static void on_t_closed(uv_handle_t *h) {
   lsync_tunnel *t = h->data;
-  t->server_closed = 1;
-  if (!t->relays) {
+  if (--t->handles == 0 && !t->relays) {
     free(t->path);
     free(t);
   }
@@ -505,7 +567,20 @@ void lsync_tunnel_free(lsync_tunnel *t) {
   }
   if (listening)
     unlink(t->path);
-  uv_close((uv_handle_t *)&t->server, on_server_closed);
+  uv_close((uv_handle_t *)&t->server, on_t_closed);
+  uv_close((uv_handle_t *)&t->release, on_t_closed);
+}
+
+void lsync_tunnel_set_rate(lsync_tunnel *t, double rate) {
+  double now = now_s();
+  if (t->bucket.last == 0 && t->bucket.rate == 0)
+    lsync_bucket_init(&t->bucket, rate, 0, now);
+  else
+    lsync_bucket_set_rate(&t->bucket, rate, now);
+  if (rate <= 0) {
+    uv_timer_stop(&t->release);
+    on_release(&t->release);
+  }
 }
 
 /* ---- the client -------------------------------------------------------- */

@@ -58,6 +58,13 @@ LSYNC_API int lsync_tunnel_listen(lsync_ctx *ctx, const char *path,
 LSYNC_API void lsync_tunnel_bytes(const lsync_tunnel *t, uint64_t *up,
                                   uint64_t *down);
 
+/* Cap the bytes of all relays, both ways together, at rate bytes per
+ * second (0: no cap); may change at any time, running relays included.
+ * A relay that runs the job's bucket into debt stops reading that way
+ * until it is paid (rsync then blocks on its pipe, the remote command on
+ * its window), so the total over any few seconds stays at the rate. */
+LSYNC_API void lsync_tunnel_set_rate(lsync_tunnel *t, double rate);
+
 /* Relays running now. */
 LSYNC_API unsigned lsync_tunnel_active(const lsync_tunnel *t);
 
