@@ -361,13 +361,18 @@ local function check_string(p, path, v)
   return v
 end
 
-local function check_tool(p, path, v)
-  if v ~= "rsync" and v ~= "rclone" then
-    bad(p, path, "expected \"rsync\" or \"rclone\", got %s",
+-- A checker for a value that must be one of the strings in choices.
+local function check_choice(choices)
+  return function(p, path, v)
+    for _, c in ipairs(choices) do
+      if v == c then return v end
+    end
+    bad(p, path, "expected \"%s\", got %s", table.concat(choices, "\" or \""),
       type(v) == "string" and ("'" .. v .. "'") or typename(v))
   end
-  return v
 end
+
+local check_tool = check_choice { "rsync", "rclone" }
 
 local function check_bwlimit(p, path, v)
   if v == "off" or v == 0 then return nil end
@@ -400,18 +405,12 @@ local function check_hosts(p, path, v)
     out.dest = check_host_list(p, { "hosts", "dest" }, v.dest)
   end
   if not out.run_on and not out.dest then
-    bad(p, path, "give run_on, dest or both")
+    bad(p, path, "give run_on or dest")
   end
   return out
 end
 
-local function check_transport(p, path, v)
-  if v ~= "tunnel" and v ~= "system" then
-    bad(p, path, "expected \"tunnel\" or \"system\", got %s",
-      type(v) == "string" and ("'" .. v .. "'") or typename(v))
-  end
-  return v
-end
+local check_transport = check_choice { "tunnel", "system" }
 
 local function check_ssh_config(p, path, v)
   if v == false then return false end

@@ -45,22 +45,23 @@ hosts_of() {
     print(table.concat(t, " "))'
 }
 
-# 1. run_on: the chunks' rsync runs on the three hosts (same storage).
-plan "$work/run_on.lua" "$work/dst1/" run_on dtn1 dtn2 dtn3
-expect_status 0 "$SYNCPLAN" run "$work/run_on.lua"
-check_same "$work/src" "$work/dst1"
-job=$(job_id "$work/err")
-[ "$(hosts_of "$job")" = "dtn1 dtn2 dtn3" ] ||
-  fail "chunks did not run on every host: '$(hosts_of "$job")'"
-ls -a "$work/dst1" | grep -q '^\.syncplan-tmp' && fail "temp dir left behind"
+# spread KEY DEST DIR: a job with hosts.KEY = dtn1..dtn3 copies the tree
+# to DEST (DIR here), every host takes chunks, no temp dir is left.
+spread() {
+  plan "$work/$1.lua" "$2" "$1" dtn1 dtn2 dtn3
+  expect_status 0 "$SYNCPLAN" run "$work/$1.lua"
+  check_same "$work/src" "$3"
+  local job
+  job=$(job_id "$work/err")
+  [ "$(hosts_of "$job")" = "dtn1 dtn2 dtn3" ] ||
+    fail "$1: chunks not on every host: '$(hosts_of "$job")'"
+  ! ls -a "$3" | grep -q '^\.syncplan-tmp' || fail "$1: temp dir left behind"
+}
 
+# 1. run_on: the chunks' rsync runs on the three hosts (same storage).
+spread run_on "$work/dst1/" "$work/dst1"
 # 2. dest: chunks go to the three receiving hosts (same storage).
-plan "$work/dest.lua" "sptest:$work/dst2/" dest dtn1 dtn2 dtn3
-expect_status 0 "$SYNCPLAN" run "$work/dest.lua"
-check_same "$work/src" "$work/dst2"
-job=$(job_id "$work/err")
-[ "$(hosts_of "$job")" = "dtn1 dtn2 dtn3" ] ||
-  fail "chunks did not go to every host: '$(hosts_of "$job")'"
+spread dest "sptest:$work/dst2/" "$work/dst2"
 
 # 3. A host killed mid-run: its running chunks go to the others, its
 # slots wait for it and give up, and the tree is still identical.
