@@ -222,8 +222,10 @@ local function user_rsh(cfg)
 end
 
 -- A private directory for sockets: the job's log directory's ssh/ when
--- its path is short enough, else a new one under $TMPDIR.
+-- its path is short enough, else a new one under $TMPDIR.  Made once: a
+-- tunnel that cannot listen falls back to ssh masters in the same one.
 function Job:socket_dir()
+  if self.sock_dir then return self.sock_dir end
   local dir = self.logdir .. "/ssh"
   if #dir + 4 > MUX_PATH_MAX or dir:find("%s") or
       not sp.mkdir(dir, tonumber("700", 8)) then
@@ -232,6 +234,7 @@ function Job:socket_dir()
     if not dir or #dir + 4 > MUX_PATH_MAX or dir:find("%s") then return nil end
     self.sock_tmp = dir
   end
+  self.sock_dir = dir
   return dir
 end
 
@@ -390,6 +393,7 @@ function Job:close_transport()
     os.remove(self.sock_tmp)
     self.sock_tmp = nil
   end
+  self.sock_dir = nil
 end
 
 ---------------------------------------------------------------------------

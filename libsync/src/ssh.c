@@ -831,8 +831,9 @@ int lsync_ssh_exec(lsync_ssh *s, const char *cmd, const char *input,
   if (rc < 0)
     return rc;
   if ((rc = lsync_ssh_chan_write(c, input, len)) < 0) {
-    chan_unlink(s, c);
-    chan_release(s, c);
+    /* It may be a channel opened ahead, open at the server: closed and
+     * freed from the loop, without a callback. */
+    lsync_ssh_chan_abandon(c);
     return rc;
   }
   lsync_ssh_chan_end_input(c);
