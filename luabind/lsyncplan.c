@@ -6,6 +6,11 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -263,6 +268,43 @@ static int lb_arg_max(lua_State *L) {
   return 1;
 }
 
+/* free_port() -> a TCP port of 127.0.0.1 free a moment ago (for a
+ * child's own listener, such as rclone's remote control), or nil, msg. */
+static int lb_free_port(lua_State *L) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in sa;
+  socklen_t len = sizeof sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
+      getsockname(fd, (struct sockaddr *)&sa, &len) < 0) {
+    int e = errno;
+    if (fd >= 0)
+      close(fd);
+    return lb_fail(L, LSYNC_EIO, strerror(e));
+  }
+  close(fd);
+  lua_pushinteger(L, ntohs(sa.sin_port));
+  return 1;
+}
+
+/* random_hex(n) -> 2n hex digits from the kernel's random source (for
+ * passwords that live as long as a child process). */
+static int lb_random_hex(lua_State *L) {
+  lua_Integer n = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, n > 0 && n <= 64, 1, "1 to 64 bytes");
+  unsigned char b[64];
+  size_t k = n < 64 ? (size_t)n : 64;
+  if (getrandom(b, k, 0) != (ssize_t)k)
+    return lb_fail(L, LSYNC_EIO, strerror(errno));
+  char hex[129];
+  for (size_t i = 0; i < k; i++)
+    snprintf(hex + 2 * i, 3, "%02x", b[i]);
+  lua_pushlstring(L, hex, 2 * k);
+  return 1;
+}
+
 static const luaL_Reg funcs[] = {
     {"scan", lb_scan_new},         {"chunk", lb_chunk_tree},
     {"parse_size", lb_parse_size}, {"strerror", lb_strerror},
@@ -270,7 +312,8 @@ static const luaL_Reg funcs[] = {
     {"file_type", lb_file_type},   {"mkdir", lb_mkdir},
     {"mkdtemp", lb_mkdtemp},       {"geteuid", lb_geteuid},
     {"arg_max", lb_arg_max},       {"stat", lb_stat},
-    {"set_mtime", lb_set_mtime},   {NULL, NULL}};
+    {"set_mtime", lb_set_mtime},   {"free_port", lb_free_port},
+    {"random_hex", lb_random_hex}, {NULL, NULL}};
 
 extern const struct lb_embedded {
   const char *name;

@@ -3,6 +3,9 @@
  * sessions (see libsync/tunnel.h).
  *
  *   local t = assert(syncplan.tunnel("/private/dir/tunnel"))
+ *   syncplan.tunnel(path, { local_commands = true })
+ *                          -- commands run here (/bin/sh -c), not on a
+ *                          -- session: a local rsync under the job's cap
  *   t:set(slot, session)   -- the session slot's clients use (nil: none)
  *   t:bytes()              -- up, down: bytes relayed so far
  *   t:set_rate(bytes_per_s) -- one cap over all relays, both ways (0: none)
@@ -44,12 +47,20 @@ static lsync_ssh *lookup(void *ud, unsigned slot) {
 
 static int l_tunnel(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
+  int local = 0;
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    local = lua_getfield(L, 2, "local_commands") != LUA_TNIL &&
+            lua_toboolean(L, -1);
+    lua_pop(L, 1);
+  }
   ltunnel *u = lua_newuserdatauv(L, sizeof *u, 0);
   memset(u, 0, sizeof *u);
   u->ref = LUA_NOREF;
   luaL_setmetatable(L, TUNNEL_MT);
   u->sched = lb_sched_get(L);
-  int rc = lsync_tunnel_listen(lb_ctx(L), path, lookup, u, &u->t);
+  int rc = lsync_tunnel_listen(lb_ctx(L), path, local ? NULL : lookup, u,
+                               &u->t);
   if (rc < 0)
     return lb_fail(L, rc, lsync_ctx_errmsg(lb_ctx(L)));
   lua_newtable(L);

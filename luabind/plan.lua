@@ -374,11 +374,18 @@ end
 
 local check_tool = check_choice { "rsync", "rclone" }
 
+-- One rate ("40M": bytes a second, for all workers), or a timetable in
+-- rclone's syntax: a list of "HH:MM,RATE" / "Day-HH:MM,RATE", or those
+-- entries in one space-separated string.  A timetable stays as given
+-- (the job reads it, and it serializes as it came); one rate becomes a
+-- number.
 local function check_bwlimit(p, path, v)
   if v == "off" or v == 0 then return nil end
-  if type(v) == "table" then
-    bad(p, path, "timetables are not supported yet; give one rate such as "
-      .. "\"40M\"")
+  if type(v) == "table" or (type(v) == "string" and v:find(",", 1, true)) then
+    if type(v) == "table" then check_string_list(p, path, v) end
+    local t, err = sp.timetable(v)
+    if not t then bad(p, path, "%s", err) end
+    return v
   end
   return check_size(p, path, v)
 end
@@ -506,7 +513,11 @@ function M.check(cfg, p)
   out.chunks = out.chunks or M.default_chunks(out.workers)
   out.retry = out.retry or { attempts = 3, backoff = "2s..5m" }
   out.watchdog = out.watchdog or 1800
-  if out.bwlimit then out._bwlimit = out.bwlimit end
+  if type(out.bwlimit) == "number" then
+    out._bwlimit = out.bwlimit
+  elseif out.bwlimit then
+    out._bwtable = out.bwlimit
+  end
   local src, err = M.endpoint(out.source, "rsync")
   if not src then bad(p, { "source" }, "%s", err) end
   local dst, derr = M.endpoint(out.dest, out.tool)

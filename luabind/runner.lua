@@ -8,6 +8,7 @@
 -- (deletions, directory times).  Embedded in the module and the binary.
 local sp = require "syncplan"
 local plan = require "syncplan.plan"
+local bw = require "syncplan.bw"
 
 local M = {}
 
@@ -67,7 +68,8 @@ local function rsync_base(job, slot)
   if cfg.dry_run then a[#a + 1] = "-n" end
   local rsh = job:rsh(slot or 0)
   if rsh then a[#a + 1] = "--rsh=" .. rsh end
-  if job.bw_share then a[#a + 1] = "--bwlimit=" .. job.bw_share end
+  local limit = job.bw:rsync_arg(job:bw_expected(true))
+  if limit then a[#a + 1] = limit end
   return append(a, cfg.rsync_opts)
 end
 
@@ -99,6 +101,10 @@ local function dst_spec(job, slot)
   local hosts = job.cfg.hosts
   if hosts and hosts.dest and slot and slot >= 1 then
     return job:slot_host(slot) .. ":" .. with_slash(job.dst.path)
+  end
+  if job.tun_local and slot and slot >= 1 then
+    -- The host name is rsync's alone: the tunnel runs its receiver here.
+    return "localhost:" .. with_slash(job.dst.path)
   end
   return spec(job.dst)
 end
@@ -157,14 +163,17 @@ local function rsync_chunk_args_argv(job, slot, data)
   return a
 end
 
-local function rclone_common(job)
+-- n: the rclone is a chunk's (its bandwidth comes with its rc, see
+-- Job:attempt), else a pass's, which runs alone.
+local function rclone_common(job, chunk)
   local cfg = job.cfg
   local a = { "rclone" }
   if cfg.rclone and cfg.rclone.config then
     append(a, { "--config", cfg.rclone.config })
   end
   if cfg.dry_run then a[#a + 1] = "--dry-run" end
-  if job.bw_share then a[#a + 1] = "--bwlimit=" .. job.bw_share end
+  local rate = not chunk and job.bw:rate()
+  if rate then a[#a + 1] = "--bwlimit=" .. rate .. "B" end
   -- syncplan retries whole chunks itself: rclone's own retries would
   -- multiply the attempts (low-level retries stay).
   append(a, { "--retries", "1", "--use-json-log", "--stats", "1s",
@@ -251,6 +260,10 @@ end
 function Job:setup_transport()
   local remote = remote_of(self)
   local hosts = self.cfg.hosts
+  if self.tool == "rsync" and not (remote or hosts) and self.bw:capped() and
+      not self.cfg.dry_run then
+    return self:setup_local_tunnel()
+  end
   if self.tool ~= "rsync" or not (remote or hosts) then return end
   self.sessions, self.connecting, self.conn_fails = {}, {}, {}
   self.conn_cond = sp.condition()
@@ -266,12 +279,9 @@ function Job:setup_transport()
     local t, err = dir and sp.tunnel(dir .. "/t")
     if t then
       self.tun, self.tun_rsh = t, prog .. " tunnel " .. dir .. "/t "
-      if self.cfg._bwlimit then
-        -- One bucket for every byte the workers send or receive, instead
-        -- of a share per rsync (which idles when a worker does).
-        t:set_rate(self.cfg._bwlimit)
-        self.bw_share = nil
-      end
+      -- One bucket for every byte the workers send or receive, instead
+      -- of a share per rsync (which idles when a worker does).
+      self.bw:use_tunnel(t)
       return
     end
     self:warn("no tunnel (%s): using the ssh program",
@@ -288,6 +298,27 @@ function Job:setup_transport()
   local dir = self:socket_dir()
   if not dir then return end
   self.mux, self.mux_base, self.mux_host = dir, rsh, remote.host
+end
+
+-- A local copy under a cap: each chunk's rsync sends to a receiver that
+-- the job runs itself (`rsync -e "syncplan tunnel ..." SRC localhost:DST`,
+-- the tunnel with local commands), so its stream crosses the job's one
+-- bucket: the cap holds over all workers and changes at once, where a
+-- local rsync's own --bwlimit is per process and fixed for its life.
+-- Without a tunnel (no syncplan program to run, no private directory)
+-- each rsync gets a share.
+function Job:setup_local_tunnel()
+  local prog = sp.program()
+  local dir = prog and self:socket_dir()
+  local t, err = dir and sp.tunnel(dir .. "/t", { local_commands = true })
+  if not t then
+    self:warn("no tunnel (%s): each rsync gets a share of the bandwidth",
+      err or "no private socket directory")
+    return
+  end
+  self.tun, self.tun_local = t, true
+  self.tun_rsh = prog .. " tunnel " .. dir .. "/t "
+  self.bw:use_tunnel(t)
 end
 
 -- The slot's session, connected (or connected again) if need be; in a
@@ -333,7 +364,7 @@ end
 -- first when it is a tunnel).
 function Job:rsh(slot)
   if self.tun then
-    self:ensure_session(slot)
+    if not self.tun_local then self:ensure_session(slot) end
     return self.tun_rsh .. slot
   end
   if not self.mux then return self.cfg.ssh end
@@ -495,6 +526,15 @@ function Job:warn(fmt, ...)
 end
 
 -- Run one attempt of a chunk; returns the worker's result table.
+-- How many workers will run together (with one about to start if
+-- starting): those running, and one for each chunk waiting, or every
+-- slot while chunks may still come.
+function Job:bw_expected(starting)
+  local n = self.bw.nactive + (starting and 1 or 0) + #self.queue
+  if not self.feeding_done then n = self.workers end
+  return math.max(math.min(n, self.workers), 1)
+end
+
 function Job:attempt(ch, slot)
   local tok, terr = self:temp_dir()
   if not tok then
@@ -504,6 +544,7 @@ function Job:attempt(ch, slot)
     input = ch.data, log = self:log_path(ch.index),
     watchdog = self.cfg.watchdog, grace = 10,
   }
+  local rc -- an rclone's remote control, for its bandwidth share
   if self.run_on then
     -- On the slot's host, the list on stdin (the hosts see the same
     -- paths).
@@ -524,8 +565,11 @@ function Job:attempt(ch, slot)
     local f = assert(io.open(list, "wb"))
     f:write(ch.rclone_list)
     f:close()
-    opts.argv = append(rclone_common(self), { "copy", "--files-from-raw",
-      list, "--", spec(self.src), spec(self.dst) })
+    local limit = self.bw:rclone_opts(self:bw_expected(true))
+    opts.argv = append(rclone_common(self, true), limit and limit.args)
+    append(opts.argv, { "copy", "--files-from-raw", list, "--",
+      spec(self.src), spec(self.dst) })
+    opts.env, rc = limit and limit.env, limit and limit.rc
     opts.progress = "rclone"
   end
   local w, err, code = sp.worker(opts)
@@ -536,7 +580,9 @@ function Job:attempt(ch, slot)
     return { status = -1, signal = 0, error = err, start_failed = true }
   end
   ch.worker = w
+  self.bw:enter(ch, rc)
   local r = w:wait()
+  self.bw:leave(ch)
   ch.worker = nil
   return r
 end
@@ -1224,8 +1270,10 @@ function Job:summary(code)
     chunks_done = self.chunks_done, failed = #self.failed,
     bytes = st.bytes, files = st.files, retries = self.retries,
     requeued = self.requeued,
-    ssh_sent = tb and tb[1] or plan.null,
-    ssh_received = tb and tb[2] or plan.null,
+    tunnel_sent = tb and tb[1] or plan.null,
+    tunnel_received = tb and tb[2] or plan.null,
+    ssh_sent = tb and not self.tun_local and tb[1] or plan.null,
+    ssh_received = tb and not self.tun_local and tb[2] or plan.null,
     unchanged = self.cmp and self.cmp.unchanged or plan.null,
     dir_times_set = self.dir_times_set or plan.null,
     elapsed = st.elapsed })
@@ -1247,6 +1295,7 @@ function Job:main(resume_chunks)
   end
   local function finish(code, state)
     for _, s in ipairs(sigs) do s:stop() end
+    self.bw:stop()
     if self.times_from then
       self.times_from:close()
       self.times_from = nil
@@ -1264,6 +1313,11 @@ function Job:main(resume_chunks)
   end
 
   self:setup_transport()
+  self.bw.expected = function() return self:bw_expected(false) end
+  self.bw.on_change = function(rate, why)
+    self:emit("bwlimit", { rate = rate or plan.null, reason = why })
+  end
+  self.bw:start()
   for _, ch in ipairs(resume_chunks or {}) do
     self.total_bytes = self.total_bytes + ch.bytes
     self.total_files = self.total_files + ch.files
@@ -1390,13 +1444,7 @@ local function new_job(cfg, opts)
         "") -- without -p, modes are not rsync's to keep
   job.policy = sp.backoff { attempts = cfg.retry.attempts,
     backoff = cfg.retry.backoff }
-  if cfg.bwlimit then
-    local share = cfg._bwlimit // cfg.workers
-    if share < 1024 then share = 1024 end
-    -- rsync's --bwlimit is in KiB/s; rclone takes bytes with a suffix.
-    job.bw_share = cfg.tool == "rsync" and tostring(share // 1024) or
-        (share .. "B")
-  end
+  job.bw = bw.new(cfg, job.src.kind ~= "local")
   return job
 end
 

@@ -31,6 +31,7 @@
 #include <uv.h>
 
 #include "internal.h"
+#include "lchan.h"
 
 #define MAGIC "SPT1"
 #define HDR_LEN 12
@@ -55,7 +56,10 @@ struct relay {
   unsigned slot;
   int started;         /* the channel was asked for */
   lsync_ssh *sess;     /* valid while the channel runs */
-  lsync_ssh_chan *chan;
+  /* The command's channel: of the slot's session, or a local one (the
+   * listener has no lookup), with the same interface and meaning. */
+  void *chan;
+  int local;
   size_t out_queued;   /* bytes in writes towards the client */
   /* Why a direction waits: the other side is full, or the job's cap
    * (the bucket) holds it; it goes on when neither does. */
@@ -100,6 +104,46 @@ static uint32_t get32(const char *p) {
   const unsigned char *u = (const unsigned char *)p;
   return (uint32_t)u[0] << 24 | (uint32_t)u[1] << 16 | (uint32_t)u[2] << 8 |
          u[3];
+}
+
+/* ---- the listener: the command's channel, ssh or local ----------------- */
+
+static void chan_pause(struct relay *r, int on) {
+  if (r->local)
+    lsync__lchan_pause(r->chan, on);
+  else
+    lsync_ssh_chan_pause(r->chan, on);
+}
+
+static void chan_close(struct relay *r) {
+  if (r->local)
+    lsync__lchan_close(r->chan);
+  else
+    lsync_ssh_chan_close(r->chan);
+}
+
+static void chan_abandon(struct relay *r) {
+  if (r->local)
+    lsync__lchan_abandon(r->chan);
+  else
+    lsync_ssh_chan_abandon(r->chan);
+}
+
+static void chan_end_input(struct relay *r) {
+  if (r->local)
+    lsync__lchan_end_input(r->chan);
+  else
+    lsync_ssh_chan_end_input(r->chan);
+}
+
+static int chan_write(struct relay *r, const void *p, size_t n) {
+  return r->local ? lsync__lchan_write(r->chan, p, n)
+                  : lsync_ssh_chan_write(r->chan, p, n);
+}
+
+static size_t chan_queued(struct relay *r) {
+  return r->local ? lsync__lchan_queued(r->chan)
+                  : lsync_ssh_chan_queued(r->chan);
 }
 
 /* ---- the listener: relay lifetime -------------------------------------- */
@@ -166,7 +210,7 @@ static void update_out(struct relay *r) {
   if (!r->chan || pause == r->chan_paused)
     return;
   r->chan_paused = pause;
-  lsync_ssh_chan_pause(r->chan, pause);
+  chan_pause(r, pause);
 }
 
 static double now_s(void) { return (double)uv_hrtime() / 1e9; }
@@ -208,7 +252,7 @@ static void on_written(uv_write_t *req, int status) {
   r->out_queued -= w->len;
   free(w);
   if (status < 0 && status != UV_ECANCELED && which == H_OUT && r->chan)
-    lsync_ssh_chan_close(r->chan); /* rsync stopped reading: it is gone */
+    chan_close(r); /* rsync stopped reading: it is gone */
   if (r->out_full && r->out_queued < HIGH_MARK / 2) {
     r->out_full = 0;
     update_out(r);
@@ -342,17 +386,17 @@ static void on_in_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
     r->in_reading = 0;
     close_h(r, H_IN);
     if (r->chan)
-      lsync_ssh_chan_end_input(r->chan);
+      chan_end_input(r);
     return;
   }
   r->t->up += (uint64_t)n;
   if (!r->chan)
     return; /* ended already: what rsync still sends goes nowhere */
-  if (lsync_ssh_chan_write(r->chan, buf->base, (size_t)n) < 0) {
-    lsync_ssh_chan_close(r->chan);
+  if (chan_write(r, buf->base, (size_t)n) < 0) {
+    chan_close(r);
     return;
   }
-  if (lsync_ssh_chan_queued(r->chan) >= HIGH_MARK) {
+  if (chan_queued(r) >= HIGH_MARK) {
     r->in_full = 1;
     update_in(r);
   }
@@ -377,6 +421,20 @@ static void start(struct relay *r) {
       return;
     }
   }
+  lsync_ssh_chan_opts o = {r->cmd, on_chan_data, on_chan_exit, on_chan_drain,
+                           r};
+  if (!t->lookup) {
+    r->local = 1;
+    if (lsync__lchan_open(t->ctx, &o, (lsync__lchan **)&r->chan) < 0) {
+      r->chan = NULL;
+      fail_client(r, lsync_ctx_errmsg(t->ctx));
+      return;
+    }
+    update_in(r);
+    lsync__log(t->ctx, LSYNC_LOG_DEBUG, "tunnel: slot %u: local: %.200s",
+               r->slot, r->cmd);
+    return;
+  }
   lsync_ssh *s = t->lookup(t->ud, r->slot);
   if (!s || !lsync_ssh_alive(s)) {
     char msg[LSYNC__ERRMSG_MAX + 64];
@@ -385,9 +443,7 @@ static void start(struct relay *r) {
     fail_client(r, msg);
     return;
   }
-  lsync_ssh_chan_opts o = {r->cmd, on_chan_data, on_chan_exit, on_chan_drain,
-                           r};
-  if (lsync_ssh_chan_open(s, &o, &r->chan) < 0) {
+  if (lsync_ssh_chan_open(s, &o, (lsync_ssh_chan **)&r->chan) < 0) {
     r->chan = NULL;
     fail_client(r, lsync_ctx_errmsg(t->ctx));
     return;
@@ -410,7 +466,7 @@ static void on_conn_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
     r->client_gone = 1;
     close_h(r, H_CONN);
     if (r->chan)
-      lsync_ssh_chan_close(r->chan);
+      chan_close(r);
     if (!r->started)
       return;
     close_h(r, H_IN);
@@ -489,10 +545,9 @@ int lsync_tunnel_listen(lsync_ctx *ctx, const char *path,
                         lsync_tunnel **out) {
   *out = NULL;
   struct sockaddr_un sa;
-  if (!path || !lookup || strlen(path) >= sizeof sa.sun_path)
+  if (!path || strlen(path) >= sizeof sa.sun_path)
     return lsync__fail(ctx, LSYNC_EINVAL,
-                       "tunnel: a socket path of at most %zu bytes and a "
-                       "lookup needed",
+                       "tunnel: a socket path of at most %zu bytes needed",
                        sizeof sa.sun_path - 1);
   uv_loop_t *loop = lsync__loop(ctx);
   if (!loop)
@@ -557,7 +612,7 @@ void lsync_tunnel_free(lsync_tunnel *t) {
   for (struct relay *r = t->relays, *next; r; r = next) {
     next = r->next;
     if (r->chan) {
-      lsync_ssh_chan_abandon(r->chan);
+      chan_abandon(r);
       r->chan = NULL;
     }
     r->client_gone = 1;

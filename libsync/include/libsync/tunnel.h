@@ -46,7 +46,10 @@ typedef struct lsync_tunnel lsync_tunnel;
  * and "no connection"). */
 typedef lsync_ssh *(*lsync_tunnel_lookup_cb)(void *ud, unsigned slot);
 
-/* Listen on the unix socket path (which must not exist).  LSYNC_EINVAL
+/* Listen on the unix socket path (which must not exist).  With lookup
+ * NULL, commands run on this machine (/bin/sh -c) instead of on a
+ * session: a local rsync's stream then crosses the job's bucket too (as
+ * `rsync -e "syncplan tunnel ..." SRC localhost:DST`).  LSYNC_EINVAL
  * (path too long for a socket), LSYNC_EBUSY (in use), LSYNC_EIO; message on
  * ctx. */
 LSYNC_API int lsync_tunnel_listen(lsync_ctx *ctx, const char *path,
