@@ -676,7 +676,7 @@ function Job:run_chunk(ch, slot)
       exit_code = r.status, signal = r.signal, delay = delay })
     -- A stop request wakes the wait early.
     self.wake:wait(delay)
-    if self.stopping then return end
+    if self.stopping or self.draining then return end
   end
 end
 
@@ -719,7 +719,7 @@ end
 
 function Job:pop()
   while true do
-    if self.stopping then return nil end
+    if self.stopping or self.draining then return nil end
     local wait = #self.queue > 0 and self:first_wave_wait() or 0
     if wait > 0 then
       self.cond:wait(wait)
@@ -753,7 +753,8 @@ end
 function Job:host_ready(slot)
   local fails = 0
   while true do
-    if self.stopping or (#self.queue == 0 and self.feeding_done) then
+    if self.stopping or self.draining or
+        (#self.queue == 0 and self.feeding_done) then
       return false
     end
     if self:slot_alive(slot) then return true end
@@ -1246,6 +1247,22 @@ function Job:stop(reason)
   end
 end
 
+-- Safe quit (the first SIGINT or SIGTERM): no chunk starts any more, the
+-- running ones finish, and the job ends resumable (exit 3); a second
+-- signal stops them at once (Job:stop).  A chunk waiting to be retried
+-- waits for the resume.
+function Job:drain(reason)
+  if self.stopping or self.draining then return self:stop(reason) end
+  self.draining = reason
+  local n = 0
+  for _ in pairs(self.running) do n = n + 1 end
+  self:warn("quitting (%s): %d running chunk%s finish%s first, the job "
+    .. "stays resumable; again to stop %s now", reason, n,
+    n == 1 and "" or "s", n == 1 and "es" or "", n == 1 and "it" or "them")
+  self.cond:notify()
+  self.wake:notify()
+end
+
 function Job:summary(code)
   local st = self:status()
   self:clear_line()
@@ -1285,7 +1302,7 @@ function Job:main(resume_chunks)
   local sigs = {}
   for _, name in ipairs { "INT", "TERM" } do
     sigs[#sigs + 1] = sp.on_signal(name, function()
-      self:stop("signal " .. name)
+      self:drain("signal " .. name)
     end)
   end
   local ticker
@@ -1365,6 +1382,8 @@ function Job:main(resume_chunks)
   -- hosts, when no host answers).  A stopped job does not wait for the
   -- feeder, which may be waiting on the crawl.
   for _, t in ipairs(slots) do t:join() end
+  -- Quitting: the running chunks are done; the rest waits for a resume.
+  if self.draining then self:halt(self.draining) end
   if not self.stopping and (#self.queue > 0 or not self.feeding_done) and
       self.multi_host then
     self:halt("no host answers")

@@ -104,9 +104,10 @@ fp=$(ssh-keygen -l -E sha256 -f "$work/ssh-dtn3/host_ed25519.pub" 2>/dev/null |
 [ -z "$fp" ] || grep -q "$fp" "$work/err" ||
   fail "fingerprint $fp not named: $(cat "$work/err")"
 
-# 5. A stop (SIGTERM) mid-run, pushing to a dest host: the job is
-# interrupted (3), its temporary directory with the half-written files
-# is gone from the destination, and a resume ends with the same tree.
+# 5. A stop (SIGTERM twice: the first lets running chunks finish) mid-run,
+# pushing to a dest host: the job is interrupted (3), its temporary
+# directory with the half-written files is gone from the destination,
+# and a resume ends with the same tree.
 plan "$work/stop.lua" "sptest:$work/dst5/" dest dtn1 -- \
   'bwlimit = "12M",'
 "$SYNCPLAN" run "$work/stop.lua" >"$work/stop.out" 2>"$work/stop.err" &
@@ -118,6 +119,8 @@ done
 sleep 1.5
 ls "$work/dst5"/.syncplan-tmp-*/ | grep -q . ||
   fail "no file being written in the temp dir"
+kill -TERM "$pid"
+sleep 0.3
 kill -TERM "$pid"
 st=0
 wait "$pid" || st=$?
