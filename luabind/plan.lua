@@ -457,6 +457,9 @@ SCHEMA = {
   on_chunk_done = check_fn,
   on_finish = check_fn,
   hosts = check_hosts,
+  local_path = check_string,
+  remote = check_string,
+  direction = check_choice { "push", "pull", "upload", "download" },
   schedule = unsupported,
   watch = unsupported,
   renames = unsupported,
@@ -498,11 +501,35 @@ function M.default_chunks(workers)
   return { files = 2000, bytes = 4 << 30, spread = 4 * workers }
 end
 
+-- Fusion's upload/download: one plan names the two sides (local_path,
+-- remote) and a direction, so that the same keys push or pull.  The
+-- direction is never implied: which side gets overwritten must show.
+local function resolve_direction(p, out)
+  local given = out.local_path or out.remote or out.direction
+  if not given then return end
+  for _, k in ipairs { "source", "dest" } do
+    if out[k] then
+      bad(p, { k }, "give either source and dest, or local_path, remote "
+        .. "and direction")
+    end
+  end
+  for _, k in ipairs { "local_path", "remote", "direction" } do
+    if not out[k] then
+      raise(where(p, { k }) .. "missing key '" .. k .. "' (local_path, "
+        .. "remote and direction go together)")
+    end
+  end
+  local push = out.direction == "push" or out.direction == "upload"
+  out.source = push and out.local_path or out.remote
+  out.dest = push and out.remote or out.local_path
+end
+
 function M.check(cfg, p)
   p = p or {}
   check_table(p, {}, cfg, SCHEMA)
   local out = {}
   for k, v in pairs(cfg) do out[k] = SCHEMA[k](p, { k }, v) end
+  resolve_direction(p, out)
   for _, k in ipairs { "source", "dest" } do
     if out[k] == nil then
       raise(where(p, { k }) .. "missing key '" .. k .. "'")

@@ -209,6 +209,42 @@ return {
 P
 check both_remote 3 "dest: source and dest are both remote"
 
+plan direction_missing <<'P'
+return {
+  local_path = "SRC",
+  remote = "DST",
+}
+P
+check direction_missing 1 "missing key 'direction'"
+
+plan direction_and_source <<'P'
+return {
+  local_path = "SRC",
+  remote = "DST",
+  source = "SRC",
+  direction = "pull",
+}
+P
+check direction_and_source 4 "source: give either source and dest, or local_path"
+
+plan direction_bad <<'P'
+return {
+  local_path = "SRC",
+  remote = "DST",
+  direction = "sideways",
+}
+P
+check direction_bad 4 "direction: "
+
+plan bwlimit_table_bad <<'P'
+return {
+  source = "SRC",
+  dest = "DST",
+  bwlimit = { "08:00,10M", "25:00,off" },
+}
+P
+check bwlimit_table_bad 4 "bwlimit: .*25:00"
+
 # --set is checked like the plan itself.
 plan good <<'P'
 return {
