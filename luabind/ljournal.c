@@ -11,7 +11,19 @@
  * run_get(id), run_set_state(id, state [, exit_code = -1]),
  * run_set_scan_complete(id, bool), runs() (newest first), begin(),
  * commit(), chunk_add(id, index, list, files, bytes), chunk_update(id, t),
- * chunks(id [, with_lists]), chunk_get(id, index) (list included).
+ * chunks(id [, with_lists]), chunk_get(id, index) (list included),
+ * record_put(key, entries), record(key), record_count(key).
+ *
+ * File records (journal.h): record_put(key, entries) replaces key's
+ * record with the array entries, all or nothing (inside begin/commit it
+ * is part of that transaction), and returns true.  An entry is a table
+ * with the fields of a scan entry, so a scan's entries are stored as
+ * they are: path, type (a scan type name), size, mtime (seconds),
+ * mtime_nsec, dev, ino, and optionally hash (a string of any bytes);
+ * other fields are ignored, absent numbers are 0.  record(key) returns
+ * the array of such tables in bytewise path order (hash only where one
+ * was stored); record_count(key) the number of entries.  A key never
+ * written is an empty record.
  *
  * Runs and chunks come back as plain tables (fields as lsync_run_rec and
  * lsync_chunk_rec; a chunk's state is its name).  chunk_update stores
@@ -132,6 +144,28 @@ static int add_run(lua_State *L) {
   return 0;
 }
 
+static void push_record_entry(lua_State *L, const lsync_record_entry *e) {
+  lua_createtable(L, 0, 8);
+  lua_pushlstring(L, e->path, e->path_len);
+  lua_setfield(L, -2, "path");
+  set_str(L, "type", lsync_type_name(e->type));
+  set_int(L, "size", (lua_Integer)e->size);
+  set_int(L, "mtime", (lua_Integer)e->mtime);
+  set_int(L, "mtime_nsec", (lua_Integer)e->mtime_nsec);
+  set_int(L, "dev", (lua_Integer)e->dev);
+  set_int(L, "ino", (lua_Integer)e->ino);
+  if (e->hash) {
+    lua_pushlstring(L, e->hash, e->hash_len);
+    lua_setfield(L, -2, "hash");
+  }
+}
+
+static int add_record_entry(lua_State *L) {
+  push_record_entry(L, lua_touserdata(L, 1));
+  lua_rawseti(L, 2, lua_tointeger(L, 3));
+  return 0;
+}
+
 static int add_chunk(lua_State *L) {
   push_chunk(L, lua_touserdata(L, 1));
   lua_rawseti(L, 2, lua_tointeger(L, 3));
@@ -162,6 +196,10 @@ static int collect_run(void *ud, const lsync_run_rec *r) {
 
 static int collect_chunk(void *ud, const lsync_chunk_rec *r) {
   return collect_one(ud, add_chunk, r);
+}
+
+static int collect_record_entry(void *ud, const lsync_record_entry *e) {
+  return collect_one(ud, add_record_entry, e);
 }
 
 /* The array on top, or nil, message, code; raises a callback error. */
@@ -363,6 +401,115 @@ static int j_chunk_get(lua_State *L) {
   return 1;
 }
 
+/* ---- file records ----------------------------------------------------
+ * record_put reads the entries from inside lsync_journal_record_replace,
+ * so each is read under pcall (bad fields raise), and an error abandons
+ * the replacement and is raised once libsync has returned. */
+
+struct feed {
+  lua_State *L;
+  int tbl; /* absolute index of the entries */
+  lua_Integer i;
+  lsync_record_entry *e;
+  int failed; /* the error message is on top of the stack */
+};
+
+/* A string field read raw: the string stays referenced by the entry,
+ * which the entries array keeps, after the value leaves the stack. */
+static const char *raw_str(lua_State *L, int idx, const char *k, size_t *len,
+                           int required) {
+  lua_pushstring(L, k);
+  int t = lua_rawget(L, idx);
+  const char *v = t == LUA_TSTRING ? lua_tolstring(L, -1, len) : NULL;
+  if (!v && (required || t != LUA_TNIL))
+    luaL_error(L, "record_put: entry's '%s' must be a string", k);
+  lua_pop(L, 1);
+  return v;
+}
+
+/* Under pcall: (feed, entries) -> true with f->e filled, or false at the
+ * end of the array. */
+static int read_entry(lua_State *L) {
+  struct feed *f = lua_touserdata(L, 1);
+  if (lua_rawgeti(L, 2, f->i + 1) == LUA_TNIL) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  if (!lua_istable(L, 3))
+    return luaL_error(L, "record_put: entry %I is not a table", f->i + 1);
+  lsync_record_entry *e = f->e;
+  e->path = raw_str(L, 3, "path", &e->path_len, 1);
+  size_t tl;
+  const char *type = raw_str(L, 3, "type", &tl, 1);
+  int t = 0;
+  while (t <= LSYNC_T_BLOCK && strcmp(lsync_type_name((lsync_type)t), type))
+    t++;
+  if (t > LSYNC_T_BLOCK)
+    return luaL_error(L, "record_put: unknown type '%s'", type);
+  e->type = (lsync_type)t;
+  e->size = (uint64_t)int_field(L, 3, "size", 0, LUA_MAXINTEGER);
+  e->mtime = (int64_t)int_field(L, 3, "mtime", LUA_MININTEGER, LUA_MAXINTEGER);
+  e->mtime_nsec = (int32_t)int_field(L, 3, "mtime_nsec", 0, 999999999);
+  e->dev = (uint64_t)int_field(L, 3, "dev", LUA_MININTEGER, LUA_MAXINTEGER);
+  e->ino = (uint64_t)int_field(L, 3, "ino", LUA_MININTEGER, LUA_MAXINTEGER);
+  e->hash = raw_str(L, 3, "hash", &e->hash_len, 0);
+  if (!e->hash)
+    e->hash_len = 0;
+  f->i++;
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int feed_next(void *ud, lsync_record_entry *e) {
+  struct feed *f = ud;
+  lua_State *L = f->L;
+  if (!lua_checkstack(L, 4))
+    return LSYNC_ENOMEM;
+  f->e = e;
+  lua_pushcfunction(L, read_entry);
+  lua_pushlightuserdata(L, f);
+  lua_pushvalue(L, f->tbl);
+  if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+    f->failed = 1;
+    return LSYNC_ECANCELED;
+  }
+  int more = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return more;
+}
+
+static int j_record_put(lua_State *L) {
+  lb_journal *u = check_journal(L);
+  const char *key = luaL_checkstring(L, 2);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  lua_settop(L, 3);
+  struct feed f = {L, 3, 0, NULL, 0};
+  int rc = lsync_journal_record_replace(u->j, key, feed_next, &f);
+  if (f.failed)
+    return lua_error(L);
+  return jresult(L, u, rc);
+}
+
+static int j_record(lua_State *L) {
+  lb_journal *u = check_journal(L);
+  const char *key = luaL_checkstring(L, 2);
+  lua_settop(L, 2);
+  lua_newtable(L);
+  struct collect c = {L, lua_gettop(L), 0, 0};
+  int rc = lsync_journal_record_each(u->j, key, collect_record_entry, &c);
+  return collect_result(L, u, &c, rc);
+}
+
+static int j_record_count(lua_State *L) {
+  lb_journal *u = check_journal(L);
+  uint64_t n;
+  int rc = lsync_journal_record_count(u->j, luaL_checkstring(L, 2), &n);
+  if (rc < 0)
+    return jfail(L, u, rc);
+  lua_pushinteger(L, (lua_Integer)n);
+  return 1;
+}
+
 /* ---- module functions ---------------------------------------------- */
 
 static int lb_state_dir(lua_State *L) {
@@ -414,6 +561,9 @@ void lb_journal_open(lua_State *L) {
       {"chunk_update", j_chunk_update},
       {"chunks", j_chunks},
       {"chunk_get", j_chunk_get},
+      {"record_put", j_record_put},
+      {"record", j_record},
+      {"record_count", j_record_count},
       {NULL, NULL}};
   static const luaL_Reg funcs[] = {
       {"state_dir", lb_state_dir}, {"journal", lb_journal_new}, {NULL, NULL}};

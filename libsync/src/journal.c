@@ -1,6 +1,7 @@
 /*
  * The journal: runs and their chunks in one SQLite database per state
- * directory (journal.h states the contract).
+ * directory (journal.h states the contract), and the schema of the
+ * whole database; the file records are in journal_record.c.
  *
  * Durability: WAL mode with synchronous=NORMAL.  A transaction is in the
  * WAL file once its COMMIT returns, so it survives kill -9 of the process;
@@ -28,12 +29,12 @@
 
 #include <sqlite3.h>
 
-#include "internal.h"
+#include "journal_internal.h"
 
 /* PRAGMA user_version of the schema this code writes.  migrations[v]
  * takes a database from version v to v + 1; a later version appends a
  * step and bumps SCHEMA_VERSION, and old journals upgrade on open. */
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 
 static const char *const migrations[SCHEMA_VERSION] = {
     /* 0 -> 1.  The chunk list is the last column: SQLite stores a large
@@ -56,6 +57,18 @@ static const char *const migrations[SCHEMA_VERSION] = {
     " host TEXT NOT NULL DEFAULT '', error TEXT NOT NULL DEFAULT '',"
     " list BLOB NOT NULL,"
     " PRIMARY KEY(run_id, idx));",
+    /* 1 -> 2.  File records (journal_record.c).  A key (source, dest and
+     * tool, say) is stored once and its files refer to it by number:
+     * keys are long and a record has a row per file.  WITHOUT ROWID
+     * keeps each file row in the (record, path) b-tree itself, so a
+     * record reads in path order without a second index. */
+    "CREATE TABLE records(id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE);"
+    "CREATE TABLE record_files("
+    " rec INTEGER NOT NULL REFERENCES records(id) ON DELETE CASCADE,"
+    " path BLOB NOT NULL, type INTEGER NOT NULL, size INTEGER NOT NULL,"
+    " mtime INTEGER NOT NULL, mtime_nsec INTEGER NOT NULL,"
+    " dev INTEGER NOT NULL, ino INTEGER NOT NULL, hash BLOB,"
+    " PRIMARY KEY(rec, path)) WITHOUT ROWID;",
 };
 
 enum stmt_id {
@@ -73,6 +86,8 @@ enum stmt_id {
   ST_CHUNK_GET,
   ST__COUNT
 };
+_Static_assert(ST__COUNT == LSYNC__JOURNAL_STMTS,
+               "LSYNC__JOURNAL_STMTS must count these statements");
 
 /* The run columns with the chunk aggregates, for run_get and runs. */
 #define RUN_SELECT                                                             \
@@ -111,23 +126,6 @@ static const char *const stmt_sql[ST__COUNT] = {
                                " WHERE run_id = ?1 AND idx > ?2 ORDER BY idx",
     [ST_CHUNK_GET] = CHUNK_SELECT "list FROM chunks"
                                   " WHERE run_id = ?1 AND idx = ?2",
-};
-
-/* Rows copied out of SQLite; strings are NUL-terminated. */
-struct arena {
-  char *p;
-  size_t len, cap;
-  int oom;
-};
-
-struct lsync_journal {
-  lsync_ctx *ctx;
-  sqlite3 *db;
-  char *dir;
-  char *path;
-  sqlite3_stmt *st[ST__COUNT];
-  struct arena out;  /* what the _get calls return */
-  struct arena iter; /* what the last listing passed to its callback */
 };
 
 static const char *const state_names[] = {"pending", "running", "done",
@@ -236,7 +234,7 @@ static int make_db_file(lsync_ctx *ctx, const char *path) {
 
 /* ---- SQLite helpers ----------------------------------------------- */
 
-static int db_fail(lsync_journal *j, const char *what) {
+int lsync__journal_fail(lsync_journal *j, const char *what) {
   return lsync__fail(j->ctx, LSYNC_EJOURNAL, "journal %s: %s: %s", j->path,
                      what, sqlite3_errmsg(j->db));
 }
@@ -252,38 +250,41 @@ static int no_chunk(lsync_journal *j, const char *id, unsigned index) {
                      j->dir);
 }
 
-/* The cached statement sid, prepared on first use, with the job id (if
- * it takes one) bound to ?1. */
+int lsync__journal_stmt(lsync_journal *j, sqlite3_stmt **slot, const char *sql,
+                        const char *key) {
+  if (!*slot && sqlite3_prepare_v3(j->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+                                   slot, NULL) != SQLITE_OK)
+    return lsync__journal_fail(j, "cannot prepare statement");
+  if (key && sqlite3_bind_text(*slot, 1, key, -1, SQLITE_STATIC) != SQLITE_OK)
+    return lsync__journal_fail(j, "cannot bind the job id or key");
+  return 0;
+}
+
+/* The cached statement sid, with the job id (if it takes one) bound to
+ * ?1. */
 static int prepare(lsync_journal *j, enum stmt_id sid, const char *id,
                    sqlite3_stmt **out) {
   if (!id && sid >= ST_RUN_GET)
     return lsync__fail(j->ctx, LSYNC_EINVAL, "journal call without a job id");
-  if (!j->st[sid] &&
-      sqlite3_prepare_v3(j->db, stmt_sql[sid], -1, SQLITE_PREPARE_PERSISTENT,
-                         &j->st[sid], NULL) != SQLITE_OK)
-    return db_fail(j, "cannot prepare statement");
-  *out = j->st[sid];
-  if (id && sqlite3_bind_text(*out, 1, id, -1, SQLITE_STATIC) != SQLITE_OK)
-    return db_fail(j, "cannot bind the job id");
-  return 0;
+  *out = NULL;
+  int rc = lsync__journal_stmt(j, &j->st[sid], stmt_sql[sid], id);
+  if (rc == 0)
+    *out = j->st[sid];
+  return rc;
 }
 
-/* Run a statement that returns no rows, once its values are bound (brc:
- * the OR of the bind results), and reset it.  Returns the extended
- * SQLite code (SQLITE_DONE on success; otherwise the message is on the
- * context) so callers can tell constraint failures apart. */
-static int run_stmt(lsync_journal *j, sqlite3_stmt *st, int brc,
-                    const char *what) {
+int lsync__journal_step(lsync_journal *j, sqlite3_stmt *st, int brc,
+                        const char *what) {
   int rc = brc == SQLITE_OK ? sqlite3_step(st) : brc;
   if (rc != SQLITE_DONE) {
     rc = brc == SQLITE_OK ? sqlite3_extended_errcode(j->db) : brc;
-    db_fail(j, brc == SQLITE_OK ? what : "cannot bind values");
+    lsync__journal_fail(j, brc == SQLITE_OK ? what : "cannot bind values");
   }
   sqlite3_reset(st);
   return rc;
 }
 
-static int exec_sql(lsync_journal *j, const char *sql, const char *what) {
+int lsync__journal_exec(lsync_journal *j, const char *sql, const char *what) {
   char *err = NULL;
   if (sqlite3_exec(j->db, sql, NULL, NULL, &err) == SQLITE_OK)
     return 0;
@@ -298,14 +299,14 @@ static int query_text(lsync_journal *j, const char *sql, char *buf,
                       size_t len) {
   sqlite3_stmt *st = NULL;
   if (sqlite3_prepare_v2(j->db, sql, -1, &st, NULL) != SQLITE_OK)
-    return db_fail(j, sql);
+    return lsync__journal_fail(j, sql);
   int rc = sqlite3_step(st);
   if (rc == SQLITE_ROW) {
     const unsigned char *t = sqlite3_column_text(st, 0);
     snprintf(buf, len, "%s", t ? (const char *)t : "");
     rc = 0;
   } else {
-    rc = db_fail(j, sql);
+    rc = lsync__journal_fail(j, sql);
   }
   sqlite3_finalize(st);
   return rc;
@@ -324,7 +325,8 @@ static int migrate(lsync_journal *j) {
   int v, rc = schema_version(j, &v);
   if (rc < 0 || v == SCHEMA_VERSION)
     return rc;
-  if ((rc = exec_sql(j, "BEGIN IMMEDIATE", "cannot lock for migration")) < 0)
+  if ((rc = lsync__journal_exec(j, "BEGIN IMMEDIATE",
+                                "cannot lock for migration")) < 0)
     return rc;
   if ((rc = schema_version(j, &v)) < 0)
     goto fail;
@@ -337,13 +339,14 @@ static int migrate(lsync_journal *j) {
   }
   for (; v < SCHEMA_VERSION; v++) {
     char sql[64];
-    if ((rc = exec_sql(j, migrations[v], "cannot create the schema")) < 0)
+    if ((rc = lsync__journal_exec(j, migrations[v],
+                                  "cannot create the schema")) < 0)
       goto fail;
     snprintf(sql, sizeof sql, "PRAGMA user_version = %d", v + 1);
-    if ((rc = exec_sql(j, sql, "cannot set the schema version")) < 0)
+    if ((rc = lsync__journal_exec(j, sql, "cannot set the schema version")) < 0)
       goto fail;
   }
-  if ((rc = exec_sql(j, "COMMIT", "cannot commit the schema")) == 0)
+  if ((rc = lsync__journal_exec(j, "COMMIT", "cannot commit the schema")) == 0)
     return 0;
 fail:
   sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
@@ -358,7 +361,7 @@ static int db_open(lsync_journal *j) {
     if (!j->db)
       return lsync__fail(j->ctx, LSYNC_ENOMEM, "journal %s: out of memory",
                          j->path);
-    return db_fail(j, "cannot open");
+    return lsync__journal_fail(j, "cannot open");
   }
   sqlite3_extended_result_codes(j->db, 1);
   sqlite3_busy_timeout(j->db, 10000);
@@ -369,8 +372,9 @@ static int db_open(lsync_journal *j) {
     return lsync__fail(j->ctx, LSYNC_EJOURNAL,
                        "journal %s: cannot switch to WAL mode (got '%s')",
                        j->path, mode);
-  rc = exec_sql(j, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON",
-                "cannot configure");
+  rc = lsync__journal_exec(
+      j, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON",
+      "cannot configure");
   return rc < 0 ? rc : migrate(j);
 }
 
@@ -413,6 +417,8 @@ void lsync_journal_close(lsync_journal *j) {
     return;
   for (int i = 0; i < ST__COUNT; i++)
     sqlite3_finalize(j->st[i]);
+  for (int i = 0; i < LSYNC__RECORD_STMTS; i++)
+    sqlite3_finalize(j->rst[i]);
   /* An open transaction is rolled back: nothing uncommitted was
    * promised to survive. */
   sqlite3_close(j->db);
@@ -435,7 +441,7 @@ int lsync_journal_begin(lsync_journal *j) {
                        "is refused)",
                        j->path);
   int rc = prepare(j, ST_BEGIN, NULL, &st);
-  if (rc == 0 && run_stmt(j, st, 0, "cannot begin") != SQLITE_DONE)
+  if (rc == 0 && lsync__journal_step(j, st, 0, "cannot begin") != SQLITE_DONE)
     rc = LSYNC_EJOURNAL;
   return rc;
 }
@@ -446,16 +452,14 @@ int lsync_journal_commit(lsync_journal *j) {
     return lsync__fail(j->ctx, LSYNC_EINVAL,
                        "journal %s: commit without a transaction", j->path);
   int rc = prepare(j, ST_COMMIT, NULL, &st);
-  if (rc == 0 && run_stmt(j, st, 0, "cannot commit") != SQLITE_DONE)
+  if (rc == 0 && lsync__journal_step(j, st, 0, "cannot commit") != SQLITE_DONE)
     rc = LSYNC_EJOURNAL;
   return rc;
 }
 
 /* ---- copying rows out --------------------------------------------- */
 
-/* Append n bytes and a NUL; returns the offset (0 with a->oom set on
- * failure, checked once per row). */
-static size_t arena_put(struct arena *a, const void *data, size_t n) {
+size_t lsync__arena_put(struct arena *a, const void *data, size_t n) {
   if (a->cap - a->len < n + 1) {
     size_t cap = a->cap ? a->cap : 256;
     while (cap - a->len < n + 1 && cap < SIZE_MAX / 2)
@@ -478,8 +482,8 @@ static size_t arena_put(struct arena *a, const void *data, size_t n) {
 
 static size_t put_text(struct arena *a, sqlite3_stmt *st, int col) {
   const unsigned char *t = sqlite3_column_text(st, col);
-  return arena_put(a, t ? t : (const unsigned char *)"",
-                   t ? (size_t)sqlite3_column_bytes(st, col) : 0);
+  return lsync__arena_put(a, t ? t : (const unsigned char *)"",
+                          t ? (size_t)sqlite3_column_bytes(st, col) : 0);
 }
 
 static uint64_t col_u64(sqlite3_stmt *st, int col) {
@@ -541,7 +545,7 @@ static void chunk_from_row(sqlite3_stmt *st, void *slot, struct arena *a) {
   if (s->has_list) {
     const void *b = sqlite3_column_blob(st, 11);
     s->r.list_len = (size_t)sqlite3_column_bytes(st, 11);
-    s->list = arena_put(a, b, b ? s->r.list_len : 0);
+    s->list = lsync__arena_put(a, b, b ? s->r.list_len : 0);
   }
 }
 
@@ -563,18 +567,40 @@ static int get_one(lsync_journal *j, sqlite3_stmt *st,
   if (rc == SQLITE_ROW)
     fill(st, slot, &j->out);
   else if (rc != SQLITE_DONE)
-    db_fail(j, "cannot read");
+    lsync__journal_fail(j, "cannot read");
   sqlite3_reset(st);
   if (rc != SQLITE_ROW)
     return rc == SQLITE_DONE ? 0 : LSYNC_EJOURNAL;
   return j->out.oom ? lsync__fail(j->ctx, LSYNC_ENOMEM, "out of memory") : 1;
 }
 
-/* A listing copies rows into the journal's iteration arena and leaves
- * it there, so the strings of the last record shown stay valid until
- * the next listing, as journal.h promises.  A listing started from a
- * callback gets an arena of its own. */
-static struct arena iter_begin(lsync_journal *j) {
+int lsync__journal_batch(lsync_journal *j, sqlite3_stmt *st, int brc,
+                         lsync__row_fn fill, void *slots, size_t size,
+                         size_t max, size_t *n, struct arena *a, int *more,
+                         const char *what) {
+  int rc = brc;
+  *n = 0;
+  *more = 0;
+  while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+    if ((rc = sqlite3_step(st)) != SQLITE_ROW)
+      break;
+    fill(st, (char *)slots + (*n)++ * size, a);
+    if (*n == max || a->len >= LSYNC__BATCH_BYTES || a->oom) {
+      *more = 1;
+      break;
+    }
+  }
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+    rc = lsync__journal_fail(j, what);
+  else if (a->oom)
+    rc = lsync__fail(j->ctx, LSYNC_ENOMEM, "out of memory");
+  else
+    rc = 0;
+  sqlite3_reset(st);
+  return rc;
+}
+
+struct arena lsync__journal_iter_begin(lsync_journal *j) {
   struct arena a = j->iter;
   j->iter = (struct arena){0};
   a.len = 0;
@@ -582,12 +608,12 @@ static struct arena iter_begin(lsync_journal *j) {
   return a;
 }
 
-static void iter_end(lsync_journal *j, struct arena *a) {
+void lsync__journal_iter_end(lsync_journal *j, struct arena *a) {
   free(j->iter.p); /* a nested listing's */
   j->iter = *a;
 }
 
-static int canceled(lsync_journal *j) {
+int lsync__journal_canceled(lsync_journal *j) {
   return lsync__fail(j->ctx, LSYNC_ECANCELED,
                      "journal listing stopped by its callback");
 }
@@ -630,7 +656,7 @@ int lsync_journal_run_new(lsync_journal *j, const char *source,
     rc |= sqlite3_bind_text(st, 4, plan ? plan : "", -1, SQLITE_STATIC);
     rc |= sqlite3_bind_int64(st, 5, (sqlite3_int64)getpid());
     rc |= sqlite3_bind_double(st, 6, now);
-    rc = run_stmt(j, st, rc, "cannot add run");
+    rc = lsync__journal_step(j, st, rc, "cannot add run");
     if (rc == SQLITE_DONE)
       return 0;
     if (rc != SQLITE_CONSTRAINT_PRIMARYKEY)
@@ -674,7 +700,7 @@ int lsync_journal_run_set_state(lsync_journal *j, const char *id,
   rc |= sqlite3_bind_int(st, 3, exit_code);
   rc |= sqlite3_bind_double(st, 4, lsync_wall_time());
   rc |= sqlite3_bind_int64(st, 5, (sqlite3_int64)getpid());
-  return updated(j, run_stmt(j, st, rc, "cannot set run state"), id);
+  return updated(j, lsync__journal_step(j, st, rc, "cannot set run state"), id);
 }
 
 int lsync_journal_run_set_scan_complete(lsync_journal *j, const char *id,
@@ -684,7 +710,8 @@ int lsync_journal_run_set_scan_complete(lsync_journal *j, const char *id,
   if (rc < 0)
     return rc;
   rc = sqlite3_bind_int(st, 2, complete != 0);
-  return updated(j, run_stmt(j, st, rc, "cannot set scan_complete"), id);
+  return updated(j, lsync__journal_step(j, st, rc, "cannot set scan_complete"),
+                 id);
 }
 
 /* Runs are few: all are copied out, then the callbacks run. */
@@ -693,7 +720,7 @@ int lsync_journal_runs(lsync_journal *j, lsync_run_cb cb, void *ud) {
   int rc = prepare(j, ST_RUNS, NULL, &st);
   if (rc < 0)
     return rc;
-  struct arena a = iter_begin(j);
+  struct arena a = lsync__journal_iter_begin(j);
   struct run_slot *slots = NULL;
   size_t n = 0, cap = 0;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -709,7 +736,7 @@ int lsync_journal_runs(lsync_journal *j, lsync_run_cb cb, void *ud) {
     run_from_row(st, &slots[n++], &a);
   }
   if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-    rc = db_fail(j, "cannot list runs");
+    rc = lsync__journal_fail(j, "cannot list runs");
   else if (a.oom)
     rc = lsync__fail(j->ctx, LSYNC_ENOMEM, "out of memory");
   else
@@ -718,10 +745,10 @@ int lsync_journal_runs(lsync_journal *j, lsync_run_cb cb, void *ud) {
   for (size_t i = 0; rc == 0 && i < n; i++) {
     run_fix(&slots[i], a.p);
     if (cb(ud, &slots[i].r))
-      rc = canceled(j);
+      rc = lsync__journal_canceled(j);
   }
   free(slots);
-  iter_end(j, &a);
+  lsync__journal_iter_end(j, &a);
   return rc;
 }
 
@@ -741,7 +768,7 @@ int lsync_journal_chunk_add(lsync_journal *j, const char *id, unsigned index,
   rc |= list && list_len
             ? sqlite3_bind_blob64(st, 5, list, list_len, SQLITE_STATIC)
             : sqlite3_bind_zeroblob(st, 5, 0);
-  rc = run_stmt(j, st, rc, "cannot add chunk");
+  rc = lsync__journal_step(j, st, rc, "cannot add chunk");
   if (rc == SQLITE_DONE)
     return 0;
   if (rc == SQLITE_CONSTRAINT_PRIMARYKEY)
@@ -768,14 +795,13 @@ int lsync_journal_chunk_update(lsync_journal *j, const char *id,
   rc |= sqlite3_bind_text(st, 8, r->error ? r->error : "", -1, SQLITE_STATIC);
   rc |= sqlite3_bind_double(st, 9, r->started);
   rc |= sqlite3_bind_double(st, 10, r->finished);
-  rc = run_stmt(j, st, rc, "cannot update chunk");
+  rc = lsync__journal_step(j, st, rc, "cannot update chunk");
   if (rc != SQLITE_DONE)
     return LSYNC_EJOURNAL;
   return sqlite3_changes(j->db) > 0 ? 0 : no_chunk(j, id, r->index);
 }
 
 #define CHUNK_BATCH 64
-#define CHUNK_BATCH_BYTES (4u << 20)
 
 /* Copy up to CHUNK_BATCH chunks after index `after` (-1: from the start)
  * into slots; *more says whether the batch stopped before the end. */
@@ -790,23 +816,8 @@ static int chunk_batch(lsync_journal *j, const char *id, sqlite3_int64 after,
     return rc;
   rc = sqlite3_bind_int64(st, 2, after);
   rc |= sqlite3_bind_int(st, 3, with_lists != 0);
-  while (rc == SQLITE_OK || rc == SQLITE_ROW) {
-    if ((rc = sqlite3_step(st)) != SQLITE_ROW)
-      break;
-    chunk_from_row(st, &slots[(*n)++], a);
-    if (*n == CHUNK_BATCH || a->len >= CHUNK_BATCH_BYTES || a->oom) {
-      *more = 1;
-      break;
-    }
-  }
-  if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-    rc = db_fail(j, "cannot list chunks");
-  else if (a->oom)
-    rc = lsync__fail(j->ctx, LSYNC_ENOMEM, "out of memory");
-  else
-    rc = 0;
-  sqlite3_reset(st);
-  return rc;
+  return lsync__journal_batch(j, st, rc, chunk_from_row, slots, sizeof *slots,
+                              CHUNK_BATCH, n, a, more, "cannot list chunks");
 }
 
 /* 0 if the run exists, else ENOENT (or an error). */
@@ -817,7 +828,7 @@ static int run_exists(lsync_journal *j, const char *id) {
     return rc;
   rc = sqlite3_step(st);
   if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-    db_fail(j, "cannot look up run");
+    lsync__journal_fail(j, "cannot look up run");
   sqlite3_reset(st);
   if (rc == SQLITE_ROW)
     return 0;
@@ -827,7 +838,7 @@ static int run_exists(lsync_journal *j, const char *id) {
 int lsync_journal_chunks(lsync_journal *j, const char *id, int with_lists,
                          lsync_chunk_rec_cb cb, void *ud) {
   struct chunk_slot slots[CHUNK_BATCH];
-  struct arena a = iter_begin(j);
+  struct arena a = lsync__journal_iter_begin(j);
   sqlite3_int64 after = -1;
   int rc, more, any = 0;
   do {
@@ -842,12 +853,12 @@ int lsync_journal_chunks(lsync_journal *j, const char *id, int with_lists,
     for (size_t i = 0; i < n && rc == 0; i++) {
       chunk_fix(&slots[i], a.p);
       if (cb(ud, &slots[i].r))
-        rc = canceled(j);
+        rc = lsync__journal_canceled(j);
     }
     if (n)
       after = slots[n - 1].r.index;
   } while (rc == 0 && more);
-  iter_end(j, &a);
+  lsync__journal_iter_end(j, &a);
   return rc;
 }
 
@@ -859,7 +870,7 @@ int lsync_journal_chunk_get(lsync_journal *j, const char *id, unsigned index,
   if (rc < 0)
     return rc;
   if (sqlite3_bind_int64(st, 2, (sqlite3_int64)index) != SQLITE_OK)
-    return db_fail(j, "cannot bind the index");
+    return lsync__journal_fail(j, "cannot bind the index");
   if ((rc = get_one(j, st, chunk_from_row, &s)) < 0)
     return rc;
   if (rc == 0)

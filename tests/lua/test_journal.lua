@@ -1,6 +1,7 @@
 -- syncplan.journal and syncplan.state_dir from stock lua5.4: runs, chunks
--- (lists with NULs, newlines and non-UTF-8 bytes), transactions, error
--- returns (nil, msg, code), misuse raising, close/<close>.
+-- (lists with NULs, newlines and non-UTF-8 bytes), transactions, file
+-- records (scan entries stored as they are), error returns (nil, msg,
+-- code), misuse raising, close/<close>.
 local sp = require "syncplan"
 local work = assert(os.getenv("WORK"), "run through tests/lua/run.sh")
 
@@ -158,6 +159,87 @@ do
   assert(j2:chunk_add(id, 500, "z\0", 1, 1))
 end
 assert(j:run_get(id).chunks == 103)
+
+-- File records: a scan's entries stored as they are, hostile names and
+-- all, read back in bytewise path order with the same fields.
+local tree = work .. "/tree"
+sh("mkdir -p " .. q(tree .. "/sub"))
+local names = { "new\nline", "\xff\xfe-bad", "tab\there", "sub/x y", "-dash" }
+for i, n in ipairs(names) do
+  local f = assert(io.open(tree .. "/" .. n, "wb"))
+  f:write(string.rep("x", i * 100))
+  f:close()
+end
+local scanned = {}
+for e in sp.scan(tree) do scanned[#scanned + 1] = e end
+assert(#scanned >= #names + 1, #scanned)
+scanned[1].hash = "\0\1sha\255"
+local key = tree .. "\n" .. work .. "/mirror rsync"
+assert(j:record_count(key) == 0 and #j:record(key) == 0)
+assert(j:record_put(key, scanned) == true)
+assert(j:record_count(key) == #scanned)
+local back = j:record(key)
+assert(#back == #scanned)
+local by_path = {}
+for _, e in ipairs(scanned) do by_path[e.path] = e end
+for i, e in ipairs(back) do
+  if i > 1 then assert(back[i - 1].path < e.path) end -- bytewise (C locale)
+  local s = by_path[e.path]
+  assert(s, "unexpected path " .. e.path)
+  for _, k in ipairs { "type", "size", "mtime", "mtime_nsec", "dev", "ino", "hash" } do
+    assert(e[k] == s[k], k .. " of " .. e.path)
+  end
+end
+assert(by_path["new\nline"].size == 100 and by_path["\xff\xfe-bad"].type == "file")
+
+-- A second put replaces the whole record; other keys are untouched.
+local other = "other key"
+assert(j:record_put(other, { { path = "a", type = "dir" } }))
+assert(j:record_put(key, { { path = "only\n", type = "symlink", size = 7, mtime = -5,
+  mtime_nsec = 999999999, dev = -1, ino = math.maxinteger } }))
+back = j:record(key)
+assert(#back == 1 and j:record_count(key) == 1)
+local e1 = back[1]
+assert(e1.path == "only\n" and e1.type == "symlink" and e1.size == 7 and e1.mtime == -5)
+assert(e1.mtime_nsec == 999999999 and e1.dev == -1 and e1.ino == math.maxinteger)
+assert(e1.hash == nil)
+back = j:record(other)
+assert(#back == 1 and back[1].path == "a" and back[1].size == 0 and back[1].mtime == 0)
+
+-- A bad entry raises and leaves the old record whole.
+for _, bad in ipairs {
+  { { path = "p", type = "file" }, { path = "q", type = "bogus" } },
+  { { path = "p", type = "file" }, "not a table" },
+  { { path = 5, type = "file" } },
+  { { type = "file" } },
+  { { path = "p", type = "file", size = 1.5 } },
+  { { path = "p", type = "file", hash = {} } },
+  { { path = "p", type = "file", mtime_nsec = 1e9 } },
+} do
+  assert(not pcall(j.record_put, j, key, bad))
+  assert(j:record_count(key) == 1 and j:record(key)[1].path == "only\n")
+end
+-- Inside begin/commit it is part of the caller's transaction.
+assert(j:begin())
+assert(j:record_put(other, {}))
+assert(j:record_count(other) == 0)
+assert(not pcall(j.record_put, j, other, { { path = "x", type = "x" } }))
+assert(j:commit())
+assert(j:record_count(other) == 0)
+-- Many entries in one put, read back in order.
+local many = {}
+for i = 1, 20000 do
+  many[i] = { path = string.format("d%02d/f%06d", i % 50, i), type = "file", size = i,
+    mtime = 1700000000 + i, ino = i, dev = 7 }
+end
+local t0 = os.clock()
+assert(j:record_put(key, many))
+back = j:record(key)
+assert(#back == 20000 and j:record_count(key) == 20000)
+for i = 2, #back do assert(back[i - 1].path < back[i].path) end
+assert(os.clock() - t0 < 10, "20000 entries took " .. (os.clock() - t0) .. " s")
+assert(not pcall(j.record_put, j, key))
+assert(not pcall(j.record, j))
 
 -- Misuse raises.
 assert(not pcall(j.run_new, j, { source = 1, dest = "/d" }))

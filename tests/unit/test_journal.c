@@ -1,9 +1,11 @@
 /*
  * The journal: private state directory and file modes, runs and chunks
  * round trips (lists with NULs, newlines and non-UTF-8 bytes), error
- * codes, transactions, re-entrant callbacks, schema version checks, and
- * crash safety: a child writing the journal is killed with SIGKILL at a
- * random moment and the parent checks what survived.
+ * codes, transactions, re-entrant callbacks, schema version checks, file
+ * records (hostile names, replacement, keys, failures that keep the old
+ * record), migration of a version 1 journal, and crash safety: a child
+ * writing the journal is killed with SIGKILL at a random moment and the
+ * parent checks what survived.
  */
 #include <errno.h>
 #include <signal.h>
@@ -360,7 +362,7 @@ static void test_schema_version(const char *dir) {
       sqlite3_step(st) == SQLITE_ROW)
     v = sqlite3_column_int(st, 0);
   sqlite3_finalize(st);
-  CHECK(v == 1);
+  CHECK(v == 2);
   CHECK(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL) ==
         SQLITE_OK);
   sqlite3_close(db);
@@ -379,6 +381,255 @@ static void test_schema_version(const char *dir) {
   fclose(f);
   CHECK(lsync_journal_open(ctx, bad, &j) == LSYNC_EJOURNAL && !j);
   CHECK(strstr(lsync_ctx_errmsg(ctx), "journal.db") != NULL);
+}
+
+/* ---- file records --------------------------------------------------- */
+
+struct rent {
+  char path[4100];
+  size_t len;
+  lsync_record_entry e; /* path and hash point into this struct */
+  unsigned char hash[20];
+};
+
+/* Names a shell script or a line-based format would get wrong: the
+ * empty path, newlines, bytes that are not UTF-8, control bytes, and a
+ * path longer than a page. */
+static const char *const hostile[] = {
+    "",      "new\nline", "\xff\xfe-bad", "tab\t",  "ctl\x01", "dir/\xc3\x28",
+    "-dash", "z",         "\xff",         "a b/c d"};
+#define NHOSTILE (sizeof hostile / sizeof *hostile)
+
+/* Entry i of generation gen: its values differ per generation, so a row
+ * left from an earlier one shows; unsigned values use their top bit. */
+static void rec_make(int gen, size_t i, struct rent *r) {
+  if (i < NHOSTILE)
+    r->len = (size_t)snprintf(r->path, sizeof r->path, "%s", hostile[i]);
+  else if (i == NHOSTILE) {
+    memset(r->path, 'L', 4000);
+    r->len = 4000;
+  } else
+    r->len = (size_t)snprintf(r->path, sizeof r->path, "f/%07zu", i);
+  memset(&r->e, 0, sizeof r->e);
+  r->e.path = r->path;
+  r->e.path_len = r->len;
+  r->e.type = (lsync_type)(i % 8);
+  r->e.size = i == 3 ? UINT64_MAX : (uint64_t)gen * 1000003u + i;
+  r->e.mtime = i == 4 ? -1 : 1700000000 + (int64_t)i * gen;
+  r->e.mtime_nsec = i == 4 ? 999999999 : (int32_t)(i * 7 % 1000000000);
+  r->e.dev = 0xfedcba9876543210u ^ (uint64_t)gen;
+  r->e.ino = ((uint64_t)1 << 63) + i;
+  if (i % 2 == 0) {
+    for (size_t k = 0; k < sizeof r->hash; k++)
+      r->hash[k] = (unsigned char)(k * 13 + i + (size_t)gen); /* NULs too */
+    r->e.hash = r->hash;
+    r->e.hash_len = sizeof r->hash;
+  }
+}
+
+static int rent_cmp(const void *a, const void *b) {
+  const struct rent *x = a, *y = b;
+  size_t n = x->len < y->len ? x->len : y->len;
+  int c = memcmp(x->path, y->path, n);
+  return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/* n entries of generation gen, sorted by path as the journal gives them
+ * back (the pointers are fixed after the sort). */
+static struct rent *rec_set(int gen, size_t n) {
+  struct rent *v = calloc(n ? n : 1, sizeof *v);
+  REQUIRE(v != NULL);
+  for (size_t i = 0; i < n; i++)
+    rec_make(gen, i, &v[i]);
+  qsort(v, n, sizeof *v, rent_cmp);
+  for (size_t i = 0; i < n; i++) {
+    v[i].e.path = v[i].path;
+    v[i].e.hash = v[i].e.hash_len ? v[i].hash : NULL;
+  }
+  return v;
+}
+
+/* The replacement's source: the set backwards (the journal sorts), an
+ * error at fail_at; bad_type makes that entry's type invalid. */
+struct feed {
+  struct rent *v;
+  size_t n, i, fail_at, bad_type;
+};
+
+static int feed_next(void *ud, lsync_record_entry *e) {
+  struct feed *f = ud;
+  if (f->i == f->fail_at)
+    return LSYNC_ECANCELED;
+  if (f->i == f->n)
+    return 0;
+  *e = f->v[f->n - 1 - f->i].e;
+  if (f->i++ == f->bad_type)
+    e->type = (lsync_type)42;
+  return 1;
+}
+
+static int replace(lsync_journal *j, const char *key, struct rent *v,
+                   size_t n) {
+  struct feed f = {v, n, 0, SIZE_MAX, SIZE_MAX};
+  return lsync_journal_record_replace(j, key, feed_next, &f);
+}
+
+/* Compares what the journal gives with the sorted set, in order. */
+struct want {
+  lsync_journal *j;
+  struct rent *v;
+  size_t n, i, bad, stop_at;
+};
+
+static int want_entry(void *ud, const lsync_record_entry *e) {
+  struct want *w = ud;
+  const lsync_record_entry *x = w->i < w->n ? &w->v[w->i].e : NULL;
+  if (!x || e->path_len != x->path_len ||
+      memcmp(e->path, x->path, x->path_len) || e->path[e->path_len] ||
+      e->type != x->type || e->size != x->size || e->mtime != x->mtime ||
+      e->mtime_nsec != x->mtime_nsec || e->dev != x->dev || e->ino != x->ino ||
+      e->hash_len != x->hash_len || (!e->hash) != (!x->hash) ||
+      (x->hash && memcmp(e->hash, x->hash, x->hash_len)))
+    w->bad++;
+  /* Re-entrant: the journal can be called from the callback. */
+  uint64_t n;
+  if (w->i % 500 == 0 && lsync_journal_record_count(w->j, "other", &n) != 0)
+    w->bad++;
+  return ++w->i == w->stop_at;
+}
+
+/* key holds exactly the set v. */
+static int holds(lsync_journal *j, const char *key, struct rent *v, size_t n) {
+  struct want w = {j, v, n, 0, 0, SIZE_MAX};
+  uint64_t count;
+  return lsync_journal_record_each(j, key, want_entry, &w) == 0 && w.i == n &&
+         w.bad == 0 && lsync_journal_record_count(j, key, &count) == 0 &&
+         count == n;
+}
+
+static void test_records(const char *dir) {
+  lsync_journal *j = NULL, *j2 = NULL;
+  REQUIRE(lsync_journal_open(ctx, dir, &j) == 0);
+  const char *a = "/src\n/dst rsync", *b = "/src /other rclone";
+  enum { N = 3000, NB = 40, N3 = 1200 };
+  struct rent *g1 = rec_set(1, N), *g2 = rec_set(2, NB), *g3 = rec_set(3, N3);
+  CHECK(holds(j, a, NULL, 0)); /* never written: empty */
+  CHECK(replace(j, a, g1, N) == 0);
+  CHECK(holds(j, a, g1, N));
+  CHECK(replace(j, b, g2, NB) == 0);
+  CHECK(holds(j, b, g2, NB) && holds(j, a, g1, N));
+  /* A second replacement leaves no row of the first. */
+  CHECK(replace(j, a, g3, N3) == 0);
+  CHECK(holds(j, a, g3, N3) && holds(j, b, g2, NB));
+
+  /* Failures leave the old record whole. */
+  struct feed f = {g1, N, 0, 2000, SIZE_MAX};
+  CHECK(lsync_journal_record_replace(j, a, feed_next, &f) == LSYNC_ECANCELED);
+  f = (struct feed){g1, N, 0, SIZE_MAX, 1500};
+  CHECK(lsync_journal_record_replace(j, a, feed_next, &f) == LSYNC_EINVAL);
+  CHECK(holds(j, a, g3, N3));
+  CHECK(lsync_journal_record_replace(j, NULL, feed_next, &f) == LSYNC_EINVAL);
+
+  /* The callback stops a listing. */
+  struct want w = {j, g3, N3, 0, 0, 700};
+  CHECK(lsync_journal_record_each(j, a, want_entry, &w) == LSYNC_ECANCELED);
+  CHECK(w.i == 700 && w.bad == 0);
+
+  /* Inside the caller's transaction: a failed replacement undoes itself
+   * only, a good one commits with the caller's other changes, or goes
+   * with them when the handle closes uncommitted. */
+  char id[LSYNC_JOB_ID_MAX];
+  REQUIRE(lsync_journal_begin(j) == 0);
+  CHECK(lsync_journal_run_new(j, "/s", "/d", "", id) == 0);
+  f = (struct feed){g1, N, 0, 10, SIZE_MAX};
+  CHECK(lsync_journal_record_replace(j, b, feed_next, &f) == LSYNC_ECANCELED);
+  CHECK(holds(j, b, g2, NB));
+  struct rent *g1_100 = rec_set(1, 100);
+  CHECK(replace(j, b, g1_100, 100) == 0);
+  CHECK(lsync_journal_commit(j) == 0);
+  REQUIRE(lsync_journal_open(ctx, dir, &j2) == 0);
+  lsync_run_rec r;
+  CHECK(lsync_journal_run_get(j2, id, &r) == 0);
+  CHECK(holds(j2, b, g1_100, 100));
+  REQUIRE(lsync_journal_begin(j2) == 0);
+  CHECK(replace(j2, b, NULL, 0) == 0);
+  lsync_journal_close(j2);
+  CHECK(holds(j, b, g1_100, 100));
+  /* An empty source empties the record. */
+  CHECK(replace(j, b, NULL, 0) == 0);
+  CHECK(holds(j, b, NULL, 0) && holds(j, a, g3, N3));
+  lsync_journal_close(j);
+  free(g1), free(g2), free(g3), free(g1_100);
+}
+
+static int user_version(const char *dir) {
+  char path[600];
+  snprintf(path, sizeof path, "%s/journal.db", dir);
+  sqlite3 *db;
+  sqlite3_stmt *st;
+  int v = -1;
+  if (sqlite3_open(path, &db) == SQLITE_OK &&
+      sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) ==
+          SQLITE_OK) {
+    if (sqlite3_step(st) == SQLITE_ROW)
+      v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+  }
+  sqlite3_close(db);
+  return v;
+}
+
+/* A journal written by the code before file records (schema version 1,
+ * its schema verbatim) opens, keeps its runs and gains the records. */
+static void test_migrate_v1(const char *dir) {
+  static const char v1[] =
+      "PRAGMA journal_mode = WAL;"
+      "CREATE TABLE runs("
+      " id TEXT PRIMARY KEY, state TEXT NOT NULL,"
+      " source TEXT NOT NULL, dest TEXT NOT NULL, plan TEXT NOT NULL,"
+      " scan_complete INTEGER NOT NULL DEFAULT 0,"
+      " exit_code INTEGER NOT NULL DEFAULT -1, pid INTEGER NOT NULL DEFAULT 0,"
+      " started REAL NOT NULL, finished REAL NOT NULL DEFAULT 0);"
+      "CREATE TABLE chunks("
+      " run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,"
+      " idx INTEGER NOT NULL, state INTEGER NOT NULL DEFAULT 0,"
+      " attempts INTEGER NOT NULL DEFAULT 0,"
+      " exit_code INTEGER NOT NULL DEFAULT -1,"
+      " term_signal INTEGER NOT NULL DEFAULT 0,"
+      " files INTEGER NOT NULL, bytes INTEGER NOT NULL,"
+      " started REAL NOT NULL DEFAULT 0, finished REAL NOT NULL DEFAULT 0,"
+      " host TEXT NOT NULL DEFAULT '', error TEXT NOT NULL DEFAULT '',"
+      " list BLOB NOT NULL,"
+      " PRIMARY KEY(run_id, idx));"
+      "PRAGMA user_version = 1;"
+      "INSERT INTO runs(id, state, source, dest, plan, started, finished)"
+      " VALUES('20240101-120000-abcd', 'done', '/old', '/dst', '{}', 1, 2);"
+      "INSERT INTO chunks(run_id, idx, state, files, bytes, list)"
+      " VALUES('20240101-120000-abcd', 0, 2, 1, 10, x'6100');";
+  REQUIRE(mkdir(dir, 0700) == 0);
+  char path[600];
+  snprintf(path, sizeof path, "%s/journal.db", dir);
+  sqlite3 *db;
+  REQUIRE(sqlite3_open(path, &db) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(db, v1, NULL, NULL, NULL) == SQLITE_OK);
+  sqlite3_close(db);
+  REQUIRE(chmod(path, 0600) == 0);
+  CHECK(user_version(dir) == 1);
+
+  lsync_journal *j = NULL;
+  REQUIRE(lsync_journal_open(ctx, dir, &j) == 0);
+  CHECK(user_version(dir) == 2);
+  lsync_run_rec r;
+  CHECK(lsync_journal_run_get(j, "20240101-120000-abcd", &r) == 0 &&
+        !strcmp(r.source, "/old") && r.chunks == 1 && r.chunks_done == 1);
+  struct rent *v = rec_set(5, 50);
+  CHECK(replace(j, "k", v, 50) == 0 && holds(j, "k", v, 50));
+  lsync_journal_close(j);
+  /* Opening again finds the current version and changes nothing. */
+  REQUIRE(lsync_journal_open(ctx, dir, &j) == 0);
+  CHECK(holds(j, "k", v, 50));
+  lsync_journal_close(j);
+  free(v);
 }
 
 /* ---- crash safety --------------------------------------------------- */
@@ -572,6 +823,8 @@ int main(void) {
   lsync_journal_close(j);
   test_transactions(at("main"));
   test_schema_version(at("schema"));
+  test_records(at("records"));
+  test_migrate_v1(at("v1"));
   test_crash(at("crash"));
   lsync_ctx_free(ctx);
   cleanup();

@@ -18,6 +18,9 @@
  * NUL-separated paths given to the worker), files, bytes, state,
  * attempts, last exit status, host, last error line and times.
  *
+ * A file record (see lsync_journal_record_replace) keeps a tree's files
+ * as a run last saw them, under a key of the caller's choosing.
+ *
  * Ownership: strings and lists in records passed to callbacks or filled
  * by _get calls belong to the journal and stay valid until the next call
  * on it.  Several processes may open one journal; SQLite serialises them
@@ -30,6 +33,7 @@
 #include <stdint.h>
 
 #include "context.h"
+#include "scan.h"
 
 #include "api.h"
 
@@ -152,6 +156,53 @@ LSYNC_API int lsync_journal_chunks(lsync_journal *j, const char *id,
 /* One chunk, list included; LSYNC_ENOENT if absent. */
 LSYNC_API int lsync_journal_chunk_get(lsync_journal *j, const char *id,
                                       unsigned index, lsync_chunk_rec *out);
+
+/* ---- file records ------------------------------------------------------
+ * A mirror plan keeps, between runs, the files of its source as the last
+ * successful run saw them, so that the next run can tell a renamed file
+ * (same dev and inode, a new path, same size and mtime) from a new one.
+ * Each record lives under a key (the runner uses source, dest and tool),
+ * and records of different keys are independent.  A key never written
+ * reads as an empty record. */
+
+typedef struct lsync_record_entry {
+  const char *path; /* bytes, NUL-terminated when read back */
+  size_t path_len;
+  lsync_type type;
+  uint64_t size;
+  int64_t mtime; /* seconds since the epoch, as lsync_entry */
+  int32_t mtime_nsec;
+  uint64_t dev;
+  uint64_t ino;
+  const void *hash; /* content hash, any bytes; NULL: none */
+  size_t hash_len;  /* 0: none */
+} lsync_record_entry;
+
+/* The replacement's source: fill *e (zeroed before each call; its
+ * pointers need to stay valid until the next call) and return 1, or
+ * return 0 at the end, or a negative code to abandon the replacement. */
+typedef int (*lsync_record_next_cb)(void *ud, lsync_record_entry *e);
+
+/* Replace key's record with the entries next gives, all or nothing: in
+ * one transaction of its own, or, inside the caller's (after
+ * lsync_journal_begin), under a savepoint, so that a failure undoes the
+ * replacement alone.  A path given twice keeps its last entry.  Returns
+ * 0, the code next returned (the old record is then intact), LSYNC_EINVAL
+ * for an entry of an unknown type, or LSYNC_EJOURNAL. */
+LSYNC_API int lsync_journal_record_replace(lsync_journal *j, const char *key,
+                                           lsync_record_next_cb next,
+                                           void *ud);
+
+/* key's entries in bytewise path order; cb returns nonzero to stop
+ * (LSYNC_ECANCELED).  Rows are copied out in batches before cb runs, so
+ * cb may call the journal. */
+typedef int (*lsync_record_cb)(void *ud, const lsync_record_entry *e);
+LSYNC_API int lsync_journal_record_each(lsync_journal *j, const char *key,
+                                        lsync_record_cb cb, void *ud);
+
+/* The number of entries in key's record. */
+LSYNC_API int lsync_journal_record_count(lsync_journal *j, const char *key,
+                                         uint64_t *n);
 
 #ifdef __cplusplus
 }
