@@ -462,7 +462,7 @@ SCHEMA = {
   direction = check_choice { "push", "pull", "upload", "download" },
   schedule = unsupported,
   watch = unsupported,
-  renames = unsupported,
+  renames = check_bool,
 }
 M.KEYS = SCHEMA
 
@@ -562,6 +562,16 @@ function M.check(cfg, p)
     end
   elseif out.rclone then
     bad(p, { "rclone" }, "only used with tool = \"rclone\"")
+  end
+  if out.renames then
+    -- A mirror: what vanished from the source goes from the destination.
+    if out.delete == false then
+      bad(p, { "delete" }, "renames = true mirrors, which deletes")
+    end
+    out.delete = true
+    if src.kind ~= "local" or out.tool ~= "rsync" or out.hosts then
+      bad(p, { "renames" }, "needs a local source, tool rsync and no hosts")
+    end
   end
   if src.kind == "local" then
     local t = sp.file_type(src.path)

@@ -9,6 +9,7 @@
 local sp = require "syncplan"
 local plan = require "syncplan.plan"
 local bw = require "syncplan.bw"
+local mirror = require "syncplan.mirror"
 
 local M = {}
 
@@ -1179,7 +1180,9 @@ end
 
 -- A shell command where the destination is (in its root): here, or on
 -- slot 1's connection.  Returns ok, error text.
-function Job:dest_sh(cmd, input)
+-- log: a name for the output's file (its lines come back as the third
+-- value), else the output goes to dest.log.
+function Job:dest_sh(cmd, input, log)
   local argv
   if self.dst.kind == "local" then
     argv = { "sh", "-c", cmd }
@@ -1190,17 +1193,71 @@ function Job:dest_sh(cmd, input)
       if not ok then return false, err end
       local r, e = self.sessions[1]:exec(full, input)
       if not r then return false, e end
-      return r.status == 0, r.stderr
+      return r.status == 0, r.stderr, r.stdout
     end
     argv = self:rsh_argv(1)
     append(argv, { self.dst.host, full })
   end
+  local path = self.logdir .. "/" .. (log or "dest") .. ".log"
+  if log then os.remove(path) end
   local w, err = sp.worker { argv = argv, input = input, grace = 2,
     watchdog = 60, cwd = self.dst.kind == "local" and self.dst.path or nil,
-    log = self.logdir .. "/dest.log" }
+    log = path }
   if not w then return false, err end
   local r = w:wait()
-  return r.status == 0, r.error
+  local out
+  if log then
+    local f = io.open(path, "rb")
+    out = f and f:read("a")
+    if f then f:close() end
+  end
+  return r.status == 0, r.error, out
+end
+
+-- Rename-aware mirroring (mirror.lua): scan the source, pair what moved
+-- since the record of the last successful run, and make those moves on
+-- the destination before any chunk is listed or sent.  The scan becomes
+-- the record when this run succeeds.
+function Job:prepare_mirror()
+  local cfg = self.cfg
+  local new = {}
+  local scan, err = sp.scan(self.src.path, { exclude = cfg.exclude,
+    include = cfg.include, filter = cfg.filter,
+    one_filesystem = cfg.one_filesystem })
+  if not scan then
+    self:warn("renames: cannot scan the source: %s", err)
+    return
+  end
+  for e in scan do new[#new + 1] = e end
+  if scan:stats().errors > 0 then
+    self:warn("renames: the source could not all be read; no record kept")
+  else
+    self.mirror_scan = new
+  end
+  local old = self.journal:record(mirror.key(cfg))
+  local moves = #old > 0 and mirror.moves(old, new) or {}
+  self.renamed = 0
+  if #moves == 0 or cfg.dry_run then
+    if #moves > 0 then
+      self:warn("renames: %d move(s) found (dry run: none made)", #moves)
+    end
+    return
+  end
+  local hashes = {}
+  for _, m in ipairs(moves) do
+    if m.hash then
+      hashes[m.to] = mirror.hash(with_slash(self.src.path) .. m.to,
+        self.logdir .. "/hash.log")
+    end
+  end
+  local ok, serr, out = self:dest_sh("sh -s", mirror.script(moves, hashes),
+    "renames")
+  for _ in (out or ""):gmatch("moved\n") do self.renamed = self.renamed + 1 end
+  if not ok then
+    self:warn("renames: moving on the destination failed (%s); the "
+      .. "transfer sends what did not move", serr or "?")
+  end
+  self:emit("renames", { found = #moves, moved = self.renamed })
 end
 
 -- The job's temporary directory (see chunk_base), made before the first
@@ -1292,6 +1349,7 @@ function Job:summary(code)
     ssh_sent = tb and not self.tun_local and tb[1] or plan.null,
     ssh_received = tb and not self.tun_local and tb[2] or plan.null,
     unchanged = self.cmp and self.cmp.unchanged or plan.null,
+    renamed = self.renamed or plan.null,
     dir_times_set = self.dir_times_set or plan.null,
     elapsed = st.elapsed })
 end
@@ -1318,6 +1376,9 @@ function Job:main(resume_chunks)
       self.times_from = nil
     end
     if ticker then ticker:stop() end
+    if code == EXIT.ok and self.mirror_scan and not self.cfg.dry_run then
+      self.journal:record_put(mirror.key(self.cfg), self.mirror_scan)
+    end
     self:close_transport()
     self.journal:run_set_state(self.id, state, code)
     self:summary(code)
@@ -1343,6 +1404,7 @@ function Job:main(resume_chunks)
   -- The crawl (and a remote listing), the destination's preparation and
   -- the slots' ssh handshakes all start at once; slots take chunks once
   -- the destination exists.
+  if self.cfg.renames then self:prepare_mirror() end
   local feeder
   if self.need_scan then
     local pok, perr, pcode = self:start_producer()
