@@ -108,19 +108,14 @@ function M.moves(old, new)
     end
     return p
   end
-  for _, m in ipairs(dirs) do
-    local from = through(m.from)
-    if from ~= m.to then
-      m.from = from
-      out[#out + 1] = m
-      done[#done + 1] = { from = from, to = m.to }
-    end
-  end
-  for _, m in ipairs(files) do
-    local from = through(m.from)
-    if from ~= m.to then
-      m.from = from
-      out[#out + 1] = m
+  for _, list in ipairs { dirs, files } do
+    for _, m in ipairs(list) do
+      local from = through(m.from)
+      if from ~= m.to then
+        m.from = from
+        out[#out + 1] = m
+        if m.dir then done[#done + 1] = { from = from, to = m.to } end
+      end
     end
   end
   return out
