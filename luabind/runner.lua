@@ -1551,20 +1551,48 @@ local function prepare_logs(job)
   return true
 end
 
--- Run a validated plan.
-function M.run_plan(cfg, opts)
-  local journal = open_journal(opts)
-  if not journal then return EXIT.failed end
+-- One run of a validated plan, as a new job of the journal, in a task.
+-- changes (watch mode, see daemon.lua): { list = NUL-separated names,
+-- files =, bytes =, dirs = their directories, NUL-separated } sent as
+-- the job's one chunk instead of a crawl of the source.
+function M.run_job(cfg, opts, journal, changes)
   local job = new_job(cfg, opts)
   job.journal = journal
   job.id = journal:run_new { source = cfg.source, dest = cfg.dest,
     plan = plan.serialize(cfg) }
   if not prepare_logs(job) then return EXIT.failed end
-  errf("job %s started%s", job.id, cfg.dry_run and " (dry run)" or "")
+  errf("job %s started%s%s", job.id, cfg.dry_run and " (dry run)" or "",
+    changes and string.format(" (%d changed path%s)", changes.files,
+      changes.files == 1 and "" or "s") or "")
   job:emit("start", { source = cfg.source, dest = cfg.dest,
-    workers = job.workers, tool = job.tool, dry_run = cfg.dry_run or false })
+    workers = job.workers, tool = job.tool, dry_run = cfg.dry_run or false,
+    changes = changes and changes.files or plan.null })
   if cfg.on_start then cfg.on_start({ job = job.id }) end
-  local code = sp.run(function() return job:main() end)
+  local chunks
+  if changes then
+    journal:begin()
+    journal:chunk_add(job.id, 1, changes.list, changes.files, changes.bytes)
+    journal:chunk_add(job.id, 0, changes.dirs, 0, 0)
+    journal:run_set_scan_complete(job.id, true)
+    journal:commit()
+    job.need_scan = false
+    job.changes = true
+    chunks = { job:new_chunk(1, changes.list, changes.files, changes.bytes) }
+  end
+  return job:main(chunks), job
+end
+
+-- Run a validated plan: once, or on its schedule or its source's changes
+-- (daemon.lua) unless opts.once.
+function M.run_plan(cfg, opts)
+  local journal = open_journal(opts)
+  if not journal then return EXIT.failed end
+  local code
+  if (cfg.schedule or cfg.watch) and not opts.once then
+    code = require("syncplan.daemon").run(M, cfg, opts, journal)
+  else
+    code = sp.run(function() return M.run_job(cfg, opts, journal) end)
+  end
   journal:close()
   return code
 end
