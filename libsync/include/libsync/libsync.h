@@ -16,6 +16,7 @@
 
 #include "bucket.h"
 #include "chunk.h"
+#include "control.h"
 #include "context.h"
 #include "error.h"
 #include "filter.h"
