@@ -31,6 +31,7 @@ static const struct {
     {"copy", cli_lua_main, "copy SRC to DST with parallel workers"},
     {"resume", cli_lua_main, "run the unfinished chunks of a job again"},
     {"list", cli_lua_main, "list the jobs in the journal"},
+    {"bwlimit", cli_lua_main, "change a running job's bandwidth cap"},
     {"check-key", cmd_checkkey,
      "whether a key logs in to HOST without a password (true/false)"},
     {"tunnel", cmd_tunnel,

@@ -62,6 +62,14 @@ usage: syncplan resume JOB_ID [--json] [--state-dir DIR]
 Run again the chunks of a job that are not done, from the lists stored in
 the journal, then its final pass.
 ]],
+  bwlimit = [[
+usage: syncplan bwlimit JOB_ID RATE [--state-dir DIR]
+
+Change the bandwidth cap of a running job, at once and for all its
+workers (RATE such as 40M, or "off").  With a timetable, the change holds
+until the timetable's next switch.  Exit 0 when the job took it, 1 when
+the job is not running, 2 for a bad rate.
+]],
   list = [[
 usage: syncplan list [--json] [--state-dir DIR]
 
@@ -221,6 +229,28 @@ local function cmd_resume(args)
   return runner.resume(pos[1], { json = o.json, state_dir = o.state_dir })
 end
 
+local function cmd_bwlimit(args)
+  local o, pos = parse("bwlimit", args, with_common {})
+  if not o then return usage_error("bwlimit", pos) end
+  if o.help then io.stdout:write(HELP.bwlimit) return EXIT.ok end
+  if #pos ~= 2 then return usage_error("bwlimit", "expected JOB_ID RATE") end
+  local rate = pos[2]
+  if rate ~= "off" and not (require("syncplan").parse_size(rate) or 0 > 0) then
+    return usage_error("bwlimit", "invalid rate '" .. rate .. "'")
+  end
+  local reply, err = runner.control(pos[1], "bwlimit " .. rate, o.state_dir)
+  if not reply then
+    io.stderr:write("syncplan bwlimit: ", err, "\n")
+    return EXIT.failed
+  end
+  if not reply:find('"ok":true', 1, true) then
+    io.stderr:write("syncplan bwlimit: the job refused: ", reply, "\n")
+    return EXIT.usage
+  end
+  io.stdout:write(reply, "\n")
+  return EXIT.ok
+end
+
 local function cmd_list(args)
   local o, pos = parse("list", args, with_common {})
   if not o then return usage_error("list", pos) end
@@ -238,7 +268,7 @@ function M.demo(src, dst, state_dir)
 end
 
 local COMMANDS = { run = cmd_run, copy = cmd_copy, resume = cmd_resume,
-  list = cmd_list }
+  list = cmd_list, bwlimit = cmd_bwlimit }
 
 function M.main(cmd, args)
   local f = COMMANDS[cmd]

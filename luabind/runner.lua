@@ -1304,6 +1304,59 @@ function Job:stop(reason)
   end
 end
 
+-- The job's control socket: <state>/jobs/ID.sock (0600, in a 0700
+-- directory), one request line, one reply line:
+--   bwlimit RATE   change the job's cap ("off": none); a timetable's
+--                  next switch takes over again
+--   status         the job's state (JSON)
+--   quit | stop    as a first or second SIGTERM
+function M.control_path(state_dir, id)
+  return state_dir .. "/jobs/" .. id .. ".sock"
+end
+
+function Job:open_control()
+  local dir = self.journal:dir() .. "/jobs"
+  local ok, err = sp.mkdir(dir, tonumber("700", 8), true)
+  local c
+  if ok then c, err = sp.control(M.control_path(self.journal:dir(), self.id),
+      function(req) return self:control_request(req) end)
+  end
+  if not c then
+    self:warn("no control socket (%s): syncplan bwlimit cannot reach the "
+      .. "job", err)
+  end
+  self.control = c
+end
+
+function Job:control_request(req)
+  local verb, arg = req:match("^(%S+)%s*(.-)%s*$")
+  if verb == "bwlimit" then
+    local rate
+    if arg ~= "off" and arg ~= "0" then
+      rate = sp.parse_size(arg)
+      if not rate or rate <= 0 then
+        return plan.json { ok = false, error = "invalid rate '" .. arg .. "'" }
+      end
+    end
+    self.bw:set(rate)
+    self:warn("bandwidth cap now %s (syncplan bwlimit)",
+      rate and (human(rate) .. "/s") or "off")
+    return plan.json { ok = true, bwlimit = rate or plan.null }
+  elseif verb == "status" then
+    local st = self:status()
+    st.ok, st.job, st.bwlimit = true, self.id, self.bw:rate() or plan.null
+    st.chunks, st.chunks_done = self.chunks_known, self.chunks_done
+    st.stopping = self.stopping or self.draining or plan.null
+    return plan.json(st)
+  elseif verb == "quit" or verb == "stop" then
+    if verb == "quit" then self:drain("syncplan quit") else
+      self:stop("syncplan stop") end
+    return plan.json { ok = true }
+  end
+  return plan.json { ok = false, error = "unknown request '" ..
+    (verb or "") .. "'" }
+end
+
 -- Safe quit (the first SIGINT or SIGTERM): no chunk starts any more, the
 -- running ones finish, and the job ends resumable (exit 3); a second
 -- signal stops them at once (Job:stop).  A chunk waiting to be retried
@@ -1371,6 +1424,7 @@ function Job:main(resume_chunks)
   local function finish(code, state)
     for _, s in ipairs(sigs) do s:stop() end
     self.bw:stop()
+    if self.control then self.control:close() end
     if self.times_from then
       self.times_from:close()
       self.times_from = nil
@@ -1391,6 +1445,7 @@ function Job:main(resume_chunks)
   end
 
   self:setup_transport()
+  self:open_control()
   self.bw.expected = function() return self:bw_expected(false) end
   self.bw.on_change = function(rate, why)
     self:emit("bwlimit", { rate = rate or plan.null, reason = why })
@@ -1657,6 +1712,25 @@ function M.resume(id, opts)
   local code = sp.run(function() return job:main(pending) end)
   journal:close()
   return code
+end
+
+-- One request to a running job's control socket: the reply, or nil and
+-- a message.
+function M.control(id, request, state_dir)
+  local journal = open_journal { state_dir = state_dir }
+  if not journal then return nil, "no journal" end
+  local path = M.control_path(journal:dir(), id)
+  local run = journal:run_get(id)
+  journal:close()
+  if not run then return nil, "no job " .. id end
+  local reply, err, code = sp.control_call(path, request, 10)
+  if not reply then
+    if code == "ENOENT" or code == "ECONNECT" then
+      return nil, string.format("job %s is not running (%s)", id, run.state)
+    end
+    return nil, err
+  end
+  return reply
 end
 
 function M.list(opts)
