@@ -607,7 +607,7 @@ static int l_clock(lua_State *L) {
 }
 
 static int l_time(lua_State *L) {
-  lua_pushnumber(L, lsync_wall_time());
+  lua_pushnumber(L, lb_time());
   return 1;
 }
 

@@ -74,6 +74,11 @@ void lb_retry_open(lua_State *L);    /* classify, backoff, bucket, durations */
 void lb_ssh_open(lua_State *L);      /* ssh */
 void lb_tunnel_open(lua_State *L);   /* tunnel, program */
 void lb_control_open(lua_State *L);  /* control, control_call */
+void lb_schedule_open(lua_State *L); /* schedule, timetable */
+
+/* syncplan.time()'s clock: the wall clock, or SYNCPLAN_FAKE_TIME's (see
+ * lsched.c, which reads it when the module is first opened). */
+double lb_time(void);
 
 /* The session of the ssh userdata at idx when it is connected, else
  * NULL (also for any other value). */

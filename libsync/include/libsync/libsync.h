@@ -24,6 +24,7 @@
 #include "loop.h"
 #include "producer.h"
 #include "retry.h"
+#include "sched.h"
 #include "scan.h"
 #include "ssh.h"
 #include "sshconf.h"
