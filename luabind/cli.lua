@@ -8,17 +8,20 @@ local EXIT = runner.EXIT
 
 local HELP = {
   run = [[
-usage: syncplan run PLAN.lua [--dry-run] [--set KEY=VALUE]... [--json]
-                    [--state-dir DIR]
+usage: syncplan run PLAN.lua [--dry-run] [--once] [--set KEY=VALUE]...
+                    [--json] [--state-dir DIR]
 
 Run a plan in the foreground.  A plan returns a table (keys: source, dest,
-tool, chunks, workers, exclude, include, filter, delete, retry, rsync_opts,
-rclone, ssh, watchdog, bwlimit, one_filesystem, skip_unchanged, on_start,
+or local_path, remote, direction; tool, chunks, workers, exclude, include,
+filter, delete, renames, retry, rsync_opts, rclone, ssh, watchdog,
+bwlimit, schedule, watch, hosts, one_filesystem, skip_unchanged, on_start,
 on_chunk_done, on_finish) or a function (a scripted plan).  The plan is
 checked before anything runs; an error names the plan's file:line and
-exits 2.
+exits 2.  A plan with a schedule or watch runs until stopped: the first
+SIGINT/SIGTERM lets running chunks finish, a second stops them.
 
   --dry-run        run every worker with rsync -n / rclone --dry-run
+  --once           one run, whatever the plan's schedule or watch
   --set KEY=VALUE  override a plan key (nested: retry.attempts=5)
   --json           one JSON object per line on stdout (progress, events)
   --state-dir DIR  journal and logs here (default $XDG_STATE_HOME/syncplan)
@@ -144,6 +147,7 @@ end
 
 local function cmd_run(args)
   local o, pos = parse("run", args, with_common {
+    ["--once"] = opt("flag", "once"),
     ["--dry-run"] = opt("flag", "dry_run"),
     ["--set"] = opt("value", "set", true),
   })
@@ -166,7 +170,7 @@ local function cmd_run(args)
   end
   if o.dry_run then cfg.dry_run = true end
   return runner.run_plan(cfg, { json = o.json, state_dir = o.state_dir
-    or cfg.state_dir })
+    or cfg.state_dir, once = o.once })
 end
 
 local function cmd_copy(args)

@@ -34,16 +34,24 @@ end
 
 function M.schedule_loop(runner, cfg, opts, journal, state)
   local s = assert(sp.schedule(cfg.schedule))
+  local interval = s:describe():find("^every") ~= nil
   local code, runs = runner.EXIT.ok, 0
   while not state.quit do
     local start = sp.time()
     code = runner.run_job(cfg, opts, journal)
     runs = runs + 1
     if state.quit or code == runner.EXIT.interrupted then break end
-    local nxt = s:next(start, sp.time())
+    local now = sp.time()
+    local nxt = s:next(math.floor(start), math.floor(now))
     if not nxt or nxt < 0 then
       say("schedule %s: no run to come", s:describe())
       break
+    end
+    -- Schedules count whole seconds: an interval keeps the start's
+    -- fraction (else each run would come up to a second early); cron
+    -- runs fall on the minute.
+    if interval and nxt > math.floor(now) then
+      nxt = nxt + (start - math.floor(start))
     end
     local wait = math.max(nxt - sp.time(), 0)
     emit(opts, "schedule", { next = nxt, wait = wait, runs = runs,

@@ -424,8 +424,23 @@ local function check_ssh_config(p, path, v)
   return check_string(p, path, v)
 end
 
-local function unsupported(p, path)
-  bad(p, path, "not supported by this version of syncplan")
+-- "every 6h", "1d2h30m", "cron M H DOM MON DOW", "@daily".
+local function check_schedule(p, path, v)
+  local s = check_string(p, path, v)
+  local ok, err = sp.schedule(s)
+  if not ok then bad(p, path, "%s", err) end
+  return s
+end
+
+-- watch = { delay = "5s" }: sync the local source's changes as they come.
+local function check_watch(p, path, v)
+  if v == true then return { delay = 5 } end
+  check_table(p, path, v, { delay = 1 })
+  local out = { delay = 5 }
+  if v.delay ~= nil then
+    out.delay = check_duration(p, { "watch", "delay" }, v.delay)
+  end
+  return out
 end
 
 SCHEMA = {
@@ -460,8 +475,8 @@ SCHEMA = {
   local_path = check_string,
   remote = check_string,
   direction = check_choice { "push", "pull", "upload", "download" },
-  schedule = unsupported,
-  watch = unsupported,
+  schedule = check_schedule,
+  watch = check_watch,
   renames = check_bool,
 }
 M.KEYS = SCHEMA
@@ -562,6 +577,14 @@ function M.check(cfg, p)
     end
   elseif out.rclone then
     bad(p, { "rclone" }, "only used with tool = \"rclone\"")
+  end
+  if out.watch then
+    if out.schedule then
+      bad(p, { "watch" }, "give watch or schedule, not both")
+    end
+    if src.kind ~= "local" or out.tool ~= "rsync" or out.hosts then
+      bad(p, { "watch" }, "needs a local source, tool rsync and no hosts")
+    end
   end
   if out.renames then
     -- A mirror: what vanished from the source goes from the destination.
