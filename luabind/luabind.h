@@ -73,6 +73,7 @@ void lb_journal_open(lua_State *L);  /* journal, state_dir */
 void lb_retry_open(lua_State *L);    /* classify, backoff, bucket, durations */
 void lb_ssh_open(lua_State *L);      /* ssh */
 void lb_tunnel_open(lua_State *L);   /* tunnel, program */
+void lb_watch_open(lua_State *L);    /* watch (after lb_loop_open) */
 
 /* The session of the ssh userdata at idx when it is connected, else
  * NULL (also for any other value). */
