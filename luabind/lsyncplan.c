@@ -365,6 +365,7 @@ int luaopen_syncplan(lua_State *L) {
   lb_tunnel_open(L);
   lb_control_open(L);
   lb_schedule_open(L);
+  lb_watch_open(L);
   lua_pushstring(L, lsync_version());
   lua_setfield(L, -2, "version");
   return 1;

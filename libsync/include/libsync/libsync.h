@@ -29,6 +29,7 @@
 #include "ssh.h"
 #include "sshconf.h"
 #include "tunnel.h"
+#include "watch.h"
 #include "worker.h"
 
 #define LSYNC_VERSION_MAJOR 0
