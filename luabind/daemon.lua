@@ -68,7 +68,7 @@ end
 -- Watch mode: the paths a batch of changes touches, as one chunk's list.
 -- Returns the batch, or nil and why a full pass is needed instead.
 local function hard_linked(root, path)
-  local st = sp.stat(root .. path)
+  local st = sp.stat(root .. path, true)
   return st and st.type == "file" and st.nlink > 1
 end
 
@@ -80,7 +80,7 @@ function M.batch(cfg, changes)
     if seen[path] then return end
     seen[path] = true
     names[#names + 1] = path
-    local st = sp.stat(root .. path)
+    local st = sp.stat(root .. path, true)
     if st and st.type == "file" then bytes = bytes + st.size end
     local d = path:match("^(.*)/[^/]*$")
     while d and not dseen[d] do

@@ -175,15 +175,21 @@ static int lb_file_type(lua_State *L) {
   return 1;
 }
 
-/* syncplan.stat(path) -> { type, perms, uid, gid, mtime, mtime_nsec } |
- * nil, msg, code.  A symlink is followed, as rsync follows the root of a
- * transfer; perms are the mode's low twelve bits. */
+/* syncplan.stat(path [, nofollow]) -> { type, perms, uid, gid, mtime,
+ * mtime_nsec, size, nlink } | nil, msg, code.  A symlink is followed, as
+ * rsync follows the root of a transfer, unless nofollow; perms are the
+ * mode's low twelve bits. */
 static int lb_stat(lua_State *L) {
   struct stat st;
   const char *path = luaL_checkstring(L, 1);
-  if (stat(path, &st) < 0)
+  int nofollow = lua_toboolean(L, 2);
+  if ((nofollow ? lstat(path, &st) : stat(path, &st)) < 0)
     return lb_fail(L, lsync_err_from_errno(errno), strerror(errno));
-  lua_createtable(L, 0, 6);
+  lua_createtable(L, 0, 8);
+  lua_pushinteger(L, (lua_Integer)st.st_size);
+  lua_setfield(L, -2, "size");
+  lua_pushinteger(L, (lua_Integer)st.st_nlink);
+  lua_setfield(L, -2, "nlink");
   lua_pushstring(L, type_name(st.st_mode));
   lua_setfield(L, -2, "type");
   lua_pushinteger(L, (lua_Integer)(st.st_mode & 07777));

@@ -1235,9 +1235,15 @@ function Job:prepare_mirror()
     self.mirror_scan = new
   end
   local old = self.journal:record(mirror.key(cfg))
-  local moves = #old > 0 and mirror.moves(old, new) or {}
+  self:apply_moves(#old > 0 and mirror.moves(old, new) or {})
+end
+
+-- Make moves ({ from, to, dir, hash }, see mirror.lua) on the
+-- destination, before any chunk: renames found from the record, or a
+-- watch batch's renames.  Counted in self.renamed.
+function Job:apply_moves(moves)
   self.renamed = 0
-  if #moves == 0 or cfg.dry_run then
+  if #moves == 0 or self.cfg.dry_run then
     if #moves > 0 then
       self:warn("renames: %d move(s) found (dry run: none made)", #moves)
     end
@@ -1460,6 +1466,7 @@ function Job:main(resume_chunks)
   -- the slots' ssh handshakes all start at once; slots take chunks once
   -- the destination exists.
   if self.cfg.renames then self:prepare_mirror() end
+  if self.moves then self:apply_moves(self.moves) end
   local feeder
   if self.need_scan then
     local pok, perr, pcode = self:start_producer()
@@ -1631,7 +1638,7 @@ function M.run_job(cfg, opts, journal, changes)
     journal:run_set_scan_complete(job.id, true)
     journal:commit()
     job.need_scan = false
-    job.changes = true
+    job.moves = changes.moves
     chunks = { job:new_chunk(1, changes.list, changes.files, changes.bytes) }
   end
   return job:main(chunks), job
