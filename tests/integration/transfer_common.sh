@@ -22,6 +22,8 @@ check_same() {
 
 # The job id printed on stderr when a run starts ("syncplan: job ID started").
 job_id() {
+  # A job started in the background may not have opened its file yet.
+  [ -f "$1" ] || return 0
   sed -n 's/^syncplan: job \([0-9-]*[0-9a-f]*\) started.*/\1/p' "$1" | head -1
 }
 
