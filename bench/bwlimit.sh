@@ -15,9 +15,11 @@
 #                job's tunnel and one bucket), and with --tool rclone
 #                (shares re-divided through each rclone's remote control);
 #   N rsync -a --bwlimit=CAP over N parts of the tree (Sync.py);
-#   fpsync -n N -o "--bwlimit=CAP/N" (fpsync's per-rsync option).
+#   fpsync -n N -f FILES/2N -o "--bwlimit=CAP/N" (fpsync's per-rsync
+#                option, 2 jobs a worker).
 # The rate is the tree's bytes over the command's wall time (start-up,
-# crawl and tail included), as a ratio to the cap.  Prints a dated
+# crawl and tail included), as a ratio to the cap.  TOOLS (default
+# "rsync rclone syncpy fpsync") picks the columns measured.  Prints a dated
 # markdown section for bench/RESULTS.md on stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +30,7 @@ export TREECMP="$build/tests/treecmp" BUILD_DIR="$build" TESTS_DIR="$PWD/tests"
 . tests/lib.sh
 need rsync rclone fpsync fpart awk
 caps=${CAPS:-4 16 64} workers=${WORKERS:-2 4 8} secs=${SECONDS_AT_CAP:-10}
+tools=" ${TOOLS:-rsync rclone syncpy fpsync} "
 
 base=$(mktemp -d /dev/shm/syncplan-bwbench.XXXXXX)
 at_exit "rm -rf $(printf %q "$base")"
@@ -66,17 +69,25 @@ for cap in $caps; do
     bytes=$((files * (5 << 20)))
     row="| ${cap}M | $n |"
     for tool in rsync rclone; do
+      [[ $tools == *" $tool "* ]] || { row="$row - |"; continue; }
       rm -rf "$base/dst" "$base/state"
       row="$row $(ratio "$bytes" "$cap" "$SYNCPLAN" copy "$base/src/" \
         "$base/dst/" -j "$n" --bwlimit "${cap}M" --tool "$tool") |"
     done
     rm -rf "$base/dst"
     mkdir -p "$base/dst"
-    row="$row $(ratio "$bytes" "$cap" syncpy "$n" "$cap") |"
+    if [[ $tools == *" syncpy "* ]]; then
+      row="$row $(ratio "$bytes" "$cap" syncpy "$n" "$cap") |"
+    else row="$row - |"; fi
     rm -rf "$base/dst" "$base/fpsync"
-    row="$row $(ratio "$bytes" "$cap" fpsync -n "$n" -t "$base/fpsync" \
-      -o "-lptgoD --numeric-ids --bwlimit=$((cap * 1024 / n))" \
-      "$base/src/" "$base/dst/") |"
+    # fpsync makes one job of everything unless told a size: 2 jobs a
+    # worker, as a user would ask.
+    if [[ $tools == *" fpsync "* ]]; then
+      row="$row $(ratio "$bytes" "$cap" fpsync -n "$n" -t "$base/fpsync" \
+        -f $(((files + 2 * n - 1) / (2 * n))) \
+        -o "-lptgoD --numeric-ids --bwlimit=$((cap * 1024 / n))" \
+        "$base/src/" "$base/dst/") |"
+    else row="$row - |"; fi
     echo "$row" >&2
     rows="$rows$row"$'\n'
   done

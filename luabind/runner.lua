@@ -1457,6 +1457,9 @@ function Job:main(resume_chunks)
     self:emit("bwlimit", { rate = rate or plan.null, reason = why })
   end
   self.bw:start()
+  if self.tool == "rclone" and self.bw:capped() then
+    self.bw:follow_rclone(function() return (self:totals()) end)
+  end
   for _, ch in ipairs(resume_chunks or {}) do
     self.total_bytes = self.total_bytes + ch.bytes
     self.total_files = self.total_files + ch.files

@@ -35,6 +35,11 @@ struct uv_loop_s *lsync__loop(lsync_ctx *ctx);
  * they are released, free the loop.  Called by lsync_ctx_free. */
 void lsync__loop_free(lsync_ctx *ctx);
 
+/* Ignore SIGPIPE unless the program chose a disposition itself: writing
+ * to a child or peer that went away must be EPIPE, not the program's
+ * death (worker.c; once per process). */
+void lsync__ignore_sigpipe(void);
+
 /* Record a formatted message on ctx and return code, so error paths read
  * `return lsync__fail(ctx, LSYNC_EINVAL, "...", ...);`. */
 int lsync__fail(lsync_ctx *ctx, int code, const char *fmt, ...)

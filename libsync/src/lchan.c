@@ -153,6 +153,7 @@ int lsync__lchan_open(lsync_ctx *ctx, const lsync_ssh_chan_opts *o,
   if (!c)
     return lsync__fail(ctx, LSYNC_ENOMEM, "local channel: out of memory");
   c->o = *o;
+  lsync__ignore_sigpipe();
   uv_stdio_container_t stdio[NP];
   for (int i = 0; i < NP; i++) {
     uv_pipe_init(loop, &c->p[i], 0);

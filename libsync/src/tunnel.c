@@ -558,6 +558,8 @@ int lsync_tunnel_listen(lsync_ctx *ctx, const char *path,
     return lsync__fail(ctx, LSYNC_ENOMEM, "tunnel: out of memory");
   }
   t->ctx = ctx;
+  /* A client (or its rsync) that goes away mid-write is EPIPE here. */
+  lsync__ignore_sigpipe();
   t->lookup = lookup;
   t->ud = ud;
   uv_pipe_init(loop, &t->server, 0);

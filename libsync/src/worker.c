@@ -528,7 +528,7 @@ static pthread_once_t sigpipe_once = PTHREAD_ONCE_INIT;
 
 /* Writing to a child that exited must give EPIPE, not kill the program.
  * A disposition the program chose itself is left alone. */
-static void ignore_sigpipe(void) {
+static void ignore_sigpipe_once(void) {
   struct sigaction sa;
   if (sigaction(SIGPIPE, NULL, &sa) == 0 && !(sa.sa_flags & SA_SIGINFO) &&
       sa.sa_handler == SIG_DFL) {
@@ -537,6 +537,10 @@ static void ignore_sigpipe(void) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGPIPE, &sa, NULL);
   }
+}
+
+void lsync__ignore_sigpipe(void) {
+  pthread_once(&sigpipe_once, ignore_sigpipe_once);
 }
 
 static int check_opts(lsync_ctx *ctx, const lsync_worker_opts *o) {
@@ -779,7 +783,7 @@ int lsync_worker_start(lsync_ctx *ctx, const lsync_worker_opts *o,
     return LSYNC_ENOMEM;
   if ((rc = worker_new(ctx, o, &w)) < 0)
     return rc;
-  pthread_once(&sigpipe_once, ignore_sigpipe);
+  lsync__ignore_sigpipe();
   w->ssh = o->ssh;
   init_handles(w, loop);
   if (w->ssh)
