@@ -160,7 +160,7 @@ end
 -- rclone runs some 2-7% under the rate it is given (its start, its
 -- listing, its own limiter; measured on 2 cores, more at higher rates).
 -- Every few seconds the bytes the rclones moved are compared with the
--- cap and their shares scaled by a gain (between 1 and 1.15, moved a
+-- cap and their shares scaled by a gain (between 1 and 1.3, moved a
 -- third of the way to the correction each time, so it settles without
 -- swinging).
 -- bytes(): the job's bytes so far.
@@ -175,7 +175,7 @@ function Bw:follow_rclone(bytes)
     for _, a in pairs(self.active) do if a.rc then n = n + 1 end end
     if not self.current or self.tunnel or n == 0 or rate <= 0 then return end
     local g = self.gain * (1 + 0.3 * (self.current / rate - 1))
-    self.gain = math.min(math.max(g, 1), 1.15)
+    self.gain = math.min(math.max(g, 1), 1.3)
     self:redivide()
   end, 3)
 end

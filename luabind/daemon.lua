@@ -25,10 +25,12 @@ local function emit(opts, event, fields)
 end
 
 -- Wait up to secs (nil: until woken) unless asked to quit; true if the
--- loop goes on.
-local function pause(state, secs)
+-- loop goes on.  cond: what else may end the wait (new events); by
+-- default only a quit does, so a batch's delay runs in full however
+-- many events come meanwhile.
+local function pause(state, secs, cond)
   if state.quit then return false end
-  state.cond:wait(secs)
+  (cond or state.cond):wait(secs)
   return not state.quit
 end
 
@@ -149,10 +151,11 @@ end
 
 function M.watch_loop(runner, cfg, opts, journal, state)
   local delay = cfg.watch.delay or 5
+  state.events = sp.condition()
   local w, err = sp.watch(cfg._src.path, { exclude = cfg.exclude,
     include = cfg.include, filter = cfg.filter }, function()
       state.pending = true
-      state.cond:notify()
+      state.events:notify()
     end)
   if not w then
     say("cannot watch %s: %s", cfg._src.path, err)
@@ -163,11 +166,16 @@ function M.watch_loop(runner, cfg, opts, journal, state)
   -- (before a start, or a restart) has left no event.
   local code = runner.run_job(cfg, opts, journal)
   local full = code ~= runner.EXIT.ok
+  -- After a failed run the next waits longer each time (the delay
+  -- doubled, up to 5 minutes), so a source or destination that has gone
+  -- away is not hammered with full passes.
+  local backoff = delay
   while not state.quit and code ~= runner.EXIT.interrupted do
-    if not state.pending and not full and not pause(state) then break end
-    -- Batch the events for the delay (after a failed run too, so that a
-    -- failing destination is not hammered).
-    if not pause(state, delay) then break end
+    if not state.pending and not full and not pause(state, nil, state.events)
+    then break end
+    -- Batch the events for the delay.
+    if not pause(state, full and backoff or delay) then break end
+    backoff = full and math.min(backoff * 2, 300) or delay
     state.pending = false
     local changes, overflow = w:take()
     local batch, why
@@ -198,6 +206,7 @@ function M.run(runner, cfg, opts, journal)
       hooks[#hooks + 1] = sp.on_signal(name, function()
         state.quit = true
         state.cond:notify()
+        if state.events then state.events:notify() end
       end)
     end
     local loop = cfg.watch and M.watch_loop or M.schedule_loop

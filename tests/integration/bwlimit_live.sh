@@ -16,6 +16,7 @@ export SYNCPLAN_STATE_DIR="$work/state"
 "$SYNCPLAN" copy "$work/src/" "$work/live/" -j 4 --bwlimit 2M --json \
   >"$work/live.out" 2>"$work/live.err" &
 pid=$!
+at_exit "kill -9 $pid 2>/dev/null || true"
 for _ in $(seq 100); do
   job=$(job_id "$work/live.err")
   [ -n "$job" ] && [ -S "$work/state/jobs/$job.sock" ] && break

@@ -34,6 +34,7 @@ P
 loop() {
   "$SYNCPLAN" run "$work/$1.lua" --json >"$work/$1.out" 2>"$work/$1.err" &
   pid=$!
+  at_exit "kill -9 $pid 2>/dev/null || true"
   for _ in $(seq 200); do
     [ "$(grep -c '"event":"schedule"' "$work/$1.out")" -ge "$2" ] && break
     sleep 0.1
@@ -69,6 +70,7 @@ awk '$1 == "start" { if (f != "") { d = $2 - f
 plan quit "every 1s"
 "$SYNCPLAN" run "$work/quit.lua" --json >"$work/quit.out" 2>"$work/quit.err" &
 pid=$!
+at_exit "kill -9 $pid 2>/dev/null || true"
 for _ in $(seq 100); do
   grep -q '"chunk_start"' "$work/quit.out" && break
   sleep 0.1

@@ -31,6 +31,8 @@ finishes() {
 start() {
   "$SYNCPLAN" run "$work/plan.lua" --json >"$work/w.out" 2>"$work/w.err" &
   pid=$!
+  # A failed check must not leave the loop running.
+  at_exit "kill -9 $pid 2>/dev/null || true"
 }
 stop() {
   kill -TERM "$pid"
