@@ -9,7 +9,6 @@
 -- The exit status is the last run's.
 local sp = require "syncplan"
 local plan = require "syncplan.plan"
-local mirror = require "syncplan.mirror"
 
 local M = {}
 
@@ -216,5 +215,4 @@ function M.run(runner, cfg, opts, journal)
   end)
 end
 
-M.mirror = mirror
 return M
