@@ -43,7 +43,7 @@ function Bw:refresh()
   end
   self.override_until = nil
   if not self.table then
-    self.current = self.override or self.fixed
+    self.current = self.fixed
     return nil
   end
   local now = sp.time()
@@ -65,8 +65,7 @@ function Bw:use_tunnel(t)
 end
 
 -- Follow the timetable (in a task of the job's): a timer for each switch.
-function Bw:start(warn)
-  self.warn = warn
+function Bw:start()
   self:apply()
   if not self.table then return end
   local function arm()
@@ -94,7 +93,6 @@ end
 -- A live change (syncplan bwlimit ID RATE); rate nil: no cap.  With a
 -- timetable it holds until the next switch.
 function Bw:set(rate)
-  self.override = rate
   if self.table then
     local _, _, next_change = self.table:at(sp.time())
     self.override_until = next_change or math.huge
@@ -123,6 +121,12 @@ function Bw:rsync_arg(n)
   return s and ("--bwlimit=" .. (s // 1024)) or nil
 end
 
+-- A share as rclone's --bwlimit and rc take it (bytes, scaled by the
+-- gain of follow_rclone), or "off".
+local function rclone_rate(self, s)
+  return s and (math.floor(s * (self.gain or 1)) .. "B") or "off"
+end
+
 -- For an rclone about to start: its arguments and environment (its rc
 -- on a port of 127.0.0.1 behind a password made here, passed in the
 -- environment so that no other user sees it in ps), or nil.
@@ -130,8 +134,7 @@ function Bw:rclone_opts(n)
   if not self:capped() then return nil end
   local port = sp.free_port()
   if not port then return nil end
-  local s = self:share(n)
-  local rate = s and (math.floor(s * (self.gain or 1)) .. "B") or "off"
+  local rate = rclone_rate(self, self:share(n))
   local user, pass = "syncplan", sp.random_hex(16)
   return {
     args = { "--bwlimit=" .. rate, "--rc",
@@ -212,8 +215,7 @@ end
 -- runner expects to run now (self.expected(), set by the runner).
 function Bw:redivide()
   local n = self.expected and self.expected() or self.nactive
-  local s = self:share(math.max(n, self.nactive))
-  local rate = s and (math.floor(s * (self.gain or 1)) .. "B") or "off"
+  local rate = rclone_rate(self, self:share(math.max(n, self.nactive)))
   for _, a in pairs(self.active) do
     if a.rc then
       a.rc.want = rate

@@ -67,22 +67,21 @@ function M.schedule_loop(runner, cfg, opts, journal, state)
 end
 
 -- Watch mode: the paths a batch of changes touches, as one chunk's list.
--- Returns the batch, or nil and why a full pass is needed instead.
-local function hard_linked(root, path)
-  local st = sp.stat(root .. path, true)
-  return st and st.type == "file" and st.nlink > 1
-end
-
+-- Returns the batch, or nil and why a full pass is needed instead (a
+-- hard-linked file: rsync -H links only the names one run sees).
 function M.batch(cfg, changes)
   local root = cfg._src.path:gsub("/*$", "") .. "/"
   local seen, names, dirs, dseen, moves = {}, {}, {}, {}, {}
-  local bytes = 0
+  local bytes, linked = 0, false
   local function add(path)
     if seen[path] then return end
     seen[path] = true
     names[#names + 1] = path
     local st = sp.stat(root .. path, true)
-    if st and st.type == "file" then bytes = bytes + st.size end
+    if st and st.type == "file" then
+      bytes = bytes + st.size
+      linked = linked or st.nlink > 1
+    end
     local d = path:match("^(.*)/[^/]*$")
     while d and not dseen[d] do
       dseen[d] = true
@@ -92,23 +91,17 @@ function M.batch(cfg, changes)
   end
   local function add_tree(path)
     add(path)
-    local scan = sp.scan(root .. path, { exclude = cfg.exclude,
-      include = cfg.include, filter = cfg.filter,
-      one_filesystem = cfg.one_filesystem })
+    local scan = sp.scan(root .. path, plan.scan_opts(cfg))
     if not scan then return end
     for e in scan do
-      if e.path ~= "" then
-        if e.type == "file" and e.nlink > 1 then return "a hard link" end
-        add(path .. "/" .. e.path)
-      end
+      if e.path ~= "" then add(path .. "/" .. e.path) end
     end
   end
   for _, c in ipairs(changes) do
     if c.kind == "removed" then
       if cfg.delete then add(c.path) end
     elseif c.kind == "tree" then
-      local why = add_tree(c.path)
-      if why then return nil, why end
+      add_tree(c.path)
     else
       if c.kind == "moved" and cfg.delete then
         moves[#moves + 1] = { from = c.from, to = c.path, dir = c.dir }
@@ -116,10 +109,10 @@ function M.batch(cfg, changes)
       elseif c.kind == "moved" then
         add_tree(c.path)
       end
-      if hard_linked(root, c.path) then return nil, "a hard link" end
       add(c.path)
     end
   end
+  if linked then return nil, "a hard link" end
   if #names == 0 then return nil end
   return {
     list = table.concat(names, "\0") .. "\0", files = #names, bytes = bytes,
@@ -151,8 +144,7 @@ end
 function M.watch_loop(runner, cfg, opts, journal, state)
   local delay = cfg.watch.delay or 5
   state.events = sp.condition()
-  local w, err = sp.watch(cfg._src.path, { exclude = cfg.exclude,
-    include = cfg.include, filter = cfg.filter }, function()
+  local w, err = sp.watch(cfg._src.path, plan.scan_opts(cfg), function()
       state.pending = true
       state.events:notify()
     end)

@@ -512,6 +512,13 @@ end
 -- The chunks a plan gets without a `chunks` key: fpsync's limits, and
 -- spread so that a tree smaller than a few chunks' worth still keeps
 -- every worker busy.
+-- The scan options a plan's crawls share (sp.scan, sp.producer,
+-- sp.watch): its filters and one_filesystem.
+function M.scan_opts(cfg)
+  return { exclude = cfg.exclude, include = cfg.include, filter = cfg.filter,
+    one_filesystem = cfg.one_filesystem }
+end
+
 function M.default_chunks(workers)
   return { files = 2000, bytes = 4 << 30, spread = 4 * workers }
 end

@@ -164,8 +164,8 @@ local function rsync_chunk_args_argv(job, slot, data)
   return a
 end
 
--- n: the rclone is a chunk's (its bandwidth comes with its rc, see
--- Job:attempt), else a pass's, which runs alone.
+-- chunk: the rclone is a chunk's (its bandwidth comes with its rc, see
+-- Job:attempt), else a pass's, which runs alone and gets the whole rate.
 local function rclone_common(job, chunk)
   local cfg = job.cfg
   local a = { "rclone" }
@@ -526,7 +526,6 @@ function Job:warn(fmt, ...)
   errf(fmt, ...)
 end
 
--- Run one attempt of a chunk; returns the worker's result table.
 -- How many workers will run together (with one about to start if
 -- starting): those running, and one for each chunk waiting, or every
 -- slot while chunks may still come.
@@ -536,6 +535,7 @@ function Job:bw_expected(starting)
   return math.max(math.min(n, self.workers), 1)
 end
 
+-- Run one attempt of a chunk; returns the worker's result table.
 function Job:attempt(ch, slot)
   local tok, terr = self:temp_dir()
   if not tok then
@@ -1013,9 +1013,8 @@ end
 
 function Job:start_producer()
   local cfg = self.cfg
-  local o = { chunks = cfg.chunks, exclude = cfg.exclude,
-    include = cfg.include, filter = cfg.filter,
-    one_filesystem = cfg.one_filesystem, max_queued = 2 }
+  local o = plan.scan_opts(cfg)
+  o.chunks, o.max_queued = cfg.chunks, 2
   if self.src.kind == "local" then
     o.root = self.src.path
   else
@@ -1221,9 +1220,7 @@ end
 function Job:prepare_mirror()
   local cfg = self.cfg
   local new = {}
-  local scan, err = sp.scan(self.src.path, { exclude = cfg.exclude,
-    include = cfg.include, filter = cfg.filter,
-    one_filesystem = cfg.one_filesystem })
+  local scan, err = sp.scan(self.src.path, plan.scan_opts(cfg))
   if not scan then
     self:warn("renames: cannot scan the source: %s", err)
     return
