@@ -239,7 +239,8 @@ local function cmd_bwlimit(args)
   if o.help then io.stdout:write(HELP.bwlimit) return EXIT.ok end
   if #pos ~= 2 then return usage_error("bwlimit", "expected JOB_ID RATE") end
   local rate = pos[2]
-  if rate ~= "off" and not (require("syncplan").parse_size(rate) or 0 > 0) then
+  local n = require("syncplan").parse_size(rate)
+  if rate ~= "off" and not (n and n >= 0) then
     return usage_error("bwlimit", "invalid rate '" .. rate .. "'")
   end
   local reply, err = runner.control(pos[1], "bwlimit " .. rate, o.state_dir)
