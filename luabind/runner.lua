@@ -531,7 +531,8 @@ function Job:status_json()
   local eta = st.eta or null
   return {
     job = self.id, state = "running", pid = sp.getpid(),
-    plan = self.cfg._file or null, source = self.cfg.source,
+    plan = self.cfg._file or null, name = self.cfg.name or null,
+    source = self.cfg.source,
     dest = self.cfg.dest, started = self.started, finished = null,
     elapsed = st.elapsed,
     stopping = self.stopping or self.draining or null,
