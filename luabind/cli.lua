@@ -341,7 +341,7 @@ local function cmd_status(args)
   end
   -- --watch: redraw until the job ends; piped, only the summary.
   local bar = not o.json and sp.isatty(1) and
-      progress.new(io.stdout, { per_worker = o.per_worker }) or nil
+      progress.new(io.stdout, { per_worker = o.per_worker, fd = 1 }) or nil
   while st.state == "running" do
     if o.json then
       io.stdout:write(plan.json(st), "\n")

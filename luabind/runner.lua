@@ -1665,7 +1665,7 @@ local function new_job(cfg, opts)
     cfg = cfg, tool = cfg.tool, workers = cfg.workers,
     json = opts.json,
     bar = not opts.json and not opts.detached and sp.isatty(2) and
-      progress.new(io.stderr, { per_worker = opts.per_worker }) or nil,
+      progress.new(io.stderr, { per_worker = opts.per_worker, fd = 2 }) or nil,
     slot_info = {}, started = now(),
     queue = {}, running = {}, failed = {}, cond = sp.condition(),
     wake = sp.condition(), done_bytes = 0, done_files = 0, chunks_done = 0,
