@@ -67,6 +67,11 @@ struct relay {
   int out_full, out_held, chan_paused; /* remote -> rsync */
   int exited, exit_sent, client_gone;
   int exit_status;
+  pid_t peer;       /* the client, from SO_PEERCRED */
+  uv_timer_t reap;  /* polls until the client has exited (see
+                       close_pipes) */
+  int reap_on;
+  unsigned reap_ticks;
 };
 
 struct lsync_tunnel {
@@ -186,15 +191,70 @@ static void init_h(struct relay *r, int i, int ipc) {
   r->handles++;
 }
 
+/* Whether process pid has exited (a zombie, or gone): the state letter
+ * follows the last ')' of /proc/PID/stat, as the command name may hold
+ * any character. */
+static int peer_exited(pid_t pid) {
+  char path[64], buf[512];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return 1;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0)
+    return 1;
+  buf[n] = '\0';
+  const char *p = strrchr(buf, ')');
+  return !p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X';
+}
+
+#define REAP_TICK_MS 5
+#define REAP_TICKS 400 /* 2 s: a client that lingers longer is not waited */
+
+static void on_reap(uv_timer_t *h) {
+  struct relay *r = h->data;
+  if (!peer_exited(r->peer) && ++r->reap_ticks < REAP_TICKS)
+    return;
+  uv_timer_stop(h);
+  close_h(r, H_IN);
+  close_h(r, H_OUT);
+  r->reap_on = 0;
+  uv_close((uv_handle_t *)h, on_h_closed);
+}
+
+/* Our copies of rsync's pipes, at the end of a command: they close once
+ * the client has exited.  rsync, at end-of-file on its remote shell's
+ * pipes, collects the shell's status without waiting and keeps it only
+ * if the shell has exited by then; the client's own copies close as it
+ * exits, a moment before it can be reaped, so with ours closed already
+ * rsync could see end-of-file first and report a protocol error (12)
+ * instead of the client's status (255 for a lost connection). */
+static void close_pipes(struct relay *r) {
+  if (r->reap_on)
+    return;
+  if (r->peer <= 0 || r->t->closing || (!r->open[H_IN] && !r->open[H_OUT])) {
+    close_h(r, H_IN);
+    close_h(r, H_OUT);
+    return;
+  }
+  uv_timer_init(r->t->server.loop, &r->reap);
+  r->reap.data = r;
+  r->handles++;
+  r->reap_on = 1;
+  uv_timer_start(&r->reap, on_reap, 0, REAP_TICK_MS);
+}
+
 /* ---- the listener: writing --------------------------------------------- */
 
 static void maybe_end(struct relay *r);
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
 static void on_in_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
 
-/* Read from rsync unless something holds that direction. */
+/* Read from rsync unless something holds that direction, or the
+ * command has ended (the pipe stays open a moment, see close_pipes). */
 static void update_in(struct relay *r) {
-  int want = r->open[H_IN] && !r->in_full && !r->in_held;
+  int want = r->open[H_IN] && !r->in_full && !r->in_held && !r->exit_sent;
   if (want == r->in_reading)
     return;
   r->in_reading = want;
@@ -302,23 +362,23 @@ static void say(struct relay *r, const char *fmt, ...) {
   send_to(r, H_CONN, 'E', msg, (size_t)n);
 }
 
-/* The command has ended: once its output is all in rsync's pipe, our
- * copies of the pipes close and the exit status goes to the client,
- * which exits with it.  The client keeps its own copies to the end, so
- * rsync sees end-of-file when the client exits, as with ssh: rsync
- * collects its remote shell's status without waiting once it sees
- * end-of-file, and keeps it only if the shell has exited by then. */
+/* The command has ended: once its output is all in rsync's pipe, the
+ * exit status goes to the client, which exits with it, and our copies of
+ * the pipes close after that (close_pipes).  The client keeps its own
+ * copies to the end, so rsync sees end-of-file when the client exits, as
+ * with ssh. */
 static void maybe_end(struct relay *r) {
   if (!r->exited || r->out_queued || r->exit_sent)
     return;
   r->exit_sent = 1;
-  close_h(r, H_IN);
-  close_h(r, H_OUT);
+  update_in(r);
   char st[4];
   put32(st, (uint32_t)r->exit_status);
-  if (r->client_gone || send_to(r, H_CONN, 'X', st, 4) < 0)
+  if (r->client_gone || send_to(r, H_CONN, 'X', st, 4) < 0) {
     close_h(r, H_CONN);
-  /* else it closes when the client hangs up (on_conn_read) */
+    close_pipes(r);
+  }
+  /* else they close when the client hangs up (on_conn_read) */
 }
 
 static void fail_client(struct relay *r, const char *msg) {
@@ -469,8 +529,12 @@ static void on_conn_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
       chan_close(r);
     if (!r->started)
       return;
-    close_h(r, H_IN);
-    close_h(r, H_OUT);
+    if (r->exit_sent) {
+      close_pipes(r);
+    } else {
+      close_h(r, H_IN);
+      close_h(r, H_OUT);
+    }
     return;
   }
   if (r->started)
@@ -507,13 +571,14 @@ static void on_conn_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
 /* The socket's directory keeps others out; a peer of another user is
  * refused all the same (root's own clients included, when the job is
  * not root's). */
-static int same_user(uv_pipe_t *p) {
+static int same_user(uv_pipe_t *p, pid_t *pid) {
   uv_os_fd_t fd;
   struct ucred cr;
   socklen_t len = sizeof cr;
   if (uv_fileno((uv_handle_t *)p, &fd) < 0 ||
       getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
     return 0;
+  *pid = cr.pid;
   return cr.uid == geteuid();
 }
 
@@ -531,7 +596,7 @@ static void on_connection(uv_stream_t *server, int status) {
   t->relays = r;
   init_h(r, H_CONN, 1);
   if (uv_accept(server, (uv_stream_t *)&r->h[H_CONN]) < 0 ||
-      !same_user(&r->h[H_CONN])) {
+      !same_user(&r->h[H_CONN], &r->peer)) {
     close_h(r, H_CONN);
     return;
   }
@@ -620,6 +685,11 @@ void lsync_tunnel_free(lsync_tunnel *t) {
     r->client_gone = 1;
     for (int i = 0; i < NH; i++)
       close_h(r, i);
+    if (r->reap_on) {
+      uv_timer_stop(&r->reap);
+      r->reap_on = 0;
+      uv_close((uv_handle_t *)&r->reap, on_h_closed);
+    }
     relay_maybe_free(r);
   }
   if (listening)
