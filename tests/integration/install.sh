@@ -64,4 +64,26 @@ LUA_CPATH="$(dirname "$mod")/?.so" LD_PRELOAD="${SANITIZE_PRELOAD:-}" lua5.4 -e 
   local chunks = assert(sp.chunk('$work/src', { count = 2 }))
   assert(#chunks == 2, 'two chunks')
   print('lua ok ' .. sp.version)" | grep -q '^lua ok' || fail "installed Lua module"
+# A whole plan run from stock lua5.4, as README shows.
+need rsync
+cat >"$work/plan.lua" <<EOF
+return { source = "$work/src/", dest = "$work/dst/", workers = 2,
+  exclude = { "*.tmp" } }
+EOF
+SYNCPLAN_STATE_DIR="$work/state" LUA_CPATH="$(dirname "$mod")/?.so" \
+  LD_PRELOAD="${SANITIZE_PRELOAD:-}" lua5.4 -e "
+  require 'syncplan'
+  local plan = require 'syncplan.plan'
+  local runner = require 'syncplan.runner'
+  local jobs = require 'syncplan.jobs'
+  local cfg = plan.load('$work/plan.lua', { 'workers=3' })
+  local code = runner.run_plan(cfg, {})
+  local j = runner.open_journal({})
+  local st = jobs.status(j, j:runs()[1].id)
+  print('plan', code, st.state)" >"$work/lua.out" 2>"$work/lua.err" ||
+  fail "plan from lua5.4: $(cat "$work/lua.err")"
+grep -q "^plan	0	done$" "$work/lua.out" || fail "plan from lua5.4: $(cat "$work/lua.out")"
+[ ! -e "$work/dst/skip.tmp" ] || fail "plan from lua5.4: the exclude was not applied"
+changes=$(rsync -aHn --delete --exclude='*.tmp' --itemize-changes "$work/src/" "$work/dst/")
+[ -z "$changes" ] || fail "plan from lua5.4: the copy differs: $(printf '%s' "$changes" | head -3)"
 echo "install: ok"
