@@ -16,12 +16,12 @@
 #include "cli.h"
 
 static void usage(FILE *out) {
-  fprintf(out,
-          "usage: syncplan tunnel SOCKET SLOT [-l USER] HOST COMMAND...\n"
-          "\n"
-          "The remote shell a running job gives rsync (rsync -e): runs\n"
-          "COMMAND over the job's ssh connection for worker slot SLOT.\n"
-          "Not for use by hand.  Exits with COMMAND's status, or 255.\n");
+  fprintf(out, "usage: syncplan tunnel SOCKET SLOT [-l USER] [-4|-6] HOST "
+               "COMMAND...\n"
+               "\n"
+               "The remote shell a running job gives rsync (rsync -e): runs\n"
+               "COMMAND over the job's ssh connection for worker slot SLOT.\n"
+               "Not for use by hand.  Exits with COMMAND's status, or 255.\n");
 }
 
 int cmd_tunnel(int argc, char **argv) {

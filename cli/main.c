@@ -28,9 +28,13 @@ static const struct {
   const char *summary;
 } commands[] = {
     {"run", cli_lua_main, "run a plan (PLAN.lua) in the foreground"},
+    {"start", cli_lua_main, "run a plan detached; print the job's id"},
+    {"status", cli_lua_main, "show a job's progress (running or finished)"},
+    {"stop", cli_lua_main, "stop a running job (it stays resumable)"},
     {"copy", cli_lua_main, "copy SRC to DST with parallel workers"},
     {"resume", cli_lua_main, "run the unfinished chunks of a job again"},
-    {"list", cli_lua_main, "list the jobs in the journal"},
+    {"list", cli_lua_main, "list the jobs in the journal (history)"},
+    {"log", cli_lua_main, "print a job's log, or a chunk's"},
     {"bwlimit", cli_lua_main, "change a running job's bandwidth cap"},
     {"check-key", cmd_checkkey,
      "whether a key logs in to HOST without a password (true/false)"},

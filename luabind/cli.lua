@@ -1,7 +1,11 @@
--- syncplan.cli: the command line of `syncplan run`, `copy`, `resume`,
--- `list` and `demo`, turned into runner calls.  Returns the exit status.
+-- syncplan.cli: the command line of `syncplan run`, `start`, `status`,
+-- `stop`, `copy`, `resume`, `list`, `log`, `bwlimit` and `demo`, turned
+-- into runner and jobs calls.  Returns the exit status.
+local sp = require "syncplan"
 local plan = require "syncplan.plan"
 local runner = require "syncplan.runner"
+local jobs = require "syncplan.jobs"
+local progress = require "syncplan.progress"
 
 local M = {}
 local EXIT = runner.EXIT
@@ -9,22 +13,67 @@ local EXIT = runner.EXIT
 local HELP = {
   run = [[
 usage: syncplan run PLAN.lua [--dry-run] [--once] [--set KEY=VALUE]...
-                    [--json] [--state-dir DIR]
+                    [--json] [--per-worker] [-v] [--state-dir DIR]
 
 Run a plan in the foreground.  A plan returns a table (keys: source, dest,
 or local_path, remote, direction; tool, chunks, workers, exclude, include,
 filter, delete, renames, retry, rsync_opts, rclone, ssh, watchdog,
-bwlimit, schedule, watch, hosts, one_filesystem, skip_unchanged, on_start,
-on_chunk_done, on_finish) or a function (a scripted plan).  The plan is
-checked before anything runs; an error names the plan's file:line and
-exits 2.  A plan with a schedule or watch runs until stopped: the first
-SIGINT/SIGTERM lets running chunks finish, a second stops them.
+bwlimit, schedule, watch, hosts, one_filesystem, skip_unchanged,
+log_level, log_dir, log_file, log_max, on_start, on_chunk_done,
+on_finish) or a function (a scripted plan).  The plan is checked before
+anything runs; an error names the plan's file:line and exits 2.  A plan
+with a schedule or watch runs until stopped: the first SIGINT/SIGTERM
+lets running chunks finish, a second stops them.  On a terminal a
+progress bar shows the job; piped, only warnings, errors, the job's id
+and its summary are printed.
 
   --dry-run        run every worker with rsync -n / rclone --dry-run
   --once           one run, whatever the plan's schedule or watch
   --set KEY=VALUE  override a plan key (nested: retry.attempts=5)
   --json           one JSON object per line on stdout (progress, events)
+  --per-worker     one more progress line per worker
+  -v, --verbose    the terminal gets the log at the plan's log_level
   --state-dir DIR  journal and logs here (default $XDG_STATE_HOME/syncplan)
+]],
+  start = [[
+usage: syncplan start PLAN.lua [--dry-run] [--once] [--set KEY=VALUE]...
+                      [--state-dir DIR]
+
+Check a plan, then run it detached from the terminal (a session of its
+own; its output goes to LOGDIR/ID/output.log) and print the job's id.
+Follow it with `syncplan status ID`, end it with `syncplan stop ID`.  A
+plan with a schedule or watch keeps running: each of its runs is a job of
+its own, and the id printed is the first run's.
+]],
+  status = [[
+usage: syncplan status [JOB_ID] [--json] [--watch] [--per-worker]
+                       [--interval SEC] [--state-dir DIR]
+
+Show a job: a running one as it is now (asked over its control socket),
+a finished one from the journal.  Without JOB_ID, every running job (with
+--json, a JSON array).  A job whose process died shows as interrupted.
+
+  --json           the job as JSON (see syncplan(1), STATUS JSON)
+  --watch          follow the job until it ends: a progress bar on a
+                   terminal (with --json, one object per interval), then
+                   its summary; exits with the job's exit status
+  --per-worker     one line per worker
+  --interval SEC   seconds between updates with --watch (default 1)
+]],
+  stop = [[
+usage: syncplan stop JOB_ID [--timeout SEC] [--state-dir DIR]
+
+Stop a running job: at once no chunk starts any more and the running ones
+finish; after --timeout seconds (default 60) they are stopped and their
+partial files removed.  Waits until the job has ended; it is then
+resumable with `syncplan resume JOB_ID`.  Exit 0 when stopped, 1 when the
+job was not running.
+]],
+  log = [[
+usage: syncplan log JOB_ID [--chunk N] [--state-dir DIR]
+
+Print a job's log (LOGDIR/ID/job.log), or with --chunk N the output of
+the tool that ran chunk N (LOGDIR/ID/chunk-N.log).
 ]],
   copy = [[
 usage: syncplan copy SRC DST [-j WORKERS] [-n CHUNKS | --files N | --bytes SIZE]
@@ -60,7 +109,7 @@ without the slash copies the directory itself into DST.
   --state-dir DIR    journal and logs here
 ]],
   resume = [[
-usage: syncplan resume JOB_ID [--json] [--state-dir DIR]
+usage: syncplan resume JOB_ID [--json] [--per-worker] [-v] [--state-dir DIR]
 
 Run again the chunks of a job that are not done, from the lists stored in
 the journal, then its final pass.
@@ -74,9 +123,11 @@ until the timetable's next switch.  Exit 0 when the job took it, 1 when
 the job is not running, 2 for a bad rate.
 ]],
   list = [[
-usage: syncplan list [--json] [--state-dir DIR]
+usage: syncplan list [--json] [--limit N] [--state-dir DIR]
 
-List the jobs in the journal, newest first.
+List the jobs in the journal, newest first: id, plan, start, end,
+outcome (running, done, failed, interrupted), bytes and files.  With
+--json, one object per line.
 ]],
 }
 
@@ -145,8 +196,25 @@ local function report(e)
   return EXIT.usage
 end
 
+local function errf(fmt, ...)
+  io.stderr:write("syncplan: ", string.format(fmt, ...), "\n")
+end
+
+-- Options of the commands that run a job in the foreground.
+local function with_run(t)
+  t["--per-worker"] = opt("flag", "per_worker")
+  t["-v"] = opt("flag", "verbose")
+  t["--verbose"] = opt("flag", "verbose")
+  return with_common(t)
+end
+
+local function run_opts(o, cfg)
+  return { json = o.json, state_dir = o.state_dir or (cfg and cfg.state_dir),
+    once = o.once, per_worker = o.per_worker, verbose = o.verbose }
+end
+
 local function cmd_run(args)
-  local o, pos = parse("run", args, with_common {
+  local o, pos = parse("run", args, with_run {
     ["--once"] = opt("flag", "once"),
     ["--dry-run"] = opt("flag", "dry_run"),
     ["--set"] = opt("value", "set", true),
@@ -169,12 +237,220 @@ local function cmd_run(args)
     return math.tointeger(code) or EXIT.ok
   end
   if o.dry_run then cfg.dry_run = true end
-  return runner.run_plan(cfg, { json = o.json, state_dir = o.state_dir
-    or cfg.state_dir, once = o.once })
+  return runner.run_plan(cfg, run_opts(o, cfg))
+end
+
+local function cmd_start(args)
+  local o, pos = parse("start", args, with_common {
+    ["--once"] = opt("flag", "once"),
+    ["--dry-run"] = opt("flag", "dry_run"),
+    ["--set"] = opt("value", "set", true),
+  })
+  if not o then return usage_error("start", pos) end
+  if o.help then io.stdout:write(HELP.start) return EXIT.ok end
+  if #pos ~= 1 then return usage_error("start", "expected one PLAN file") end
+  if o.json then return usage_error("start", "--json goes with status") end
+  local ok, cfg = pcall(plan.load, pos[1], o.set)
+  if not ok then return report(cfg) end
+  if type(cfg) == "function" then
+    return usage_error("start", "a scripted plan runs in the foreground "
+      .. "(syncplan run)")
+  end
+  if o.dry_run then cfg.dry_run = true end
+  local role, a, b = sp.detach()
+  if not role then
+    errf("start: cannot detach: %s", a)
+    return EXIT.failed
+  end
+  if role == "parent" then
+    if a then
+      io.stdout:write(a, "\n")
+      return EXIT.ok
+    end
+    errf("start: the job did not start (exit status %d)", b)
+    return b ~= 0 and b or EXIT.failed
+  end
+  local ready = a
+  local opts = run_opts(o, cfg)
+  opts.detached = true
+  -- The first job's id goes to `syncplan start`'s caller, once its
+  -- output has a home.
+  opts.on_job = function(job)
+    if not ready then return end
+    local rok, rerr = ready(job.id, job.logdir .. "/output.log")
+    if not rok then errf("start: %s", rerr) end
+    ready = nil
+  end
+  return runner.run_plan(cfg, opts)
+end
+
+local function positive(v)
+  local n = tonumber(v)
+  return n and n > 0 and n or nil
+end
+
+local function cmd_status(args)
+  local o, pos = parse("status", args, with_common {
+    ["--watch"] = opt("flag", "watch"),
+    ["--per-worker"] = opt("flag", "per_worker"),
+    ["--interval"] = opt("value", "interval"),
+  })
+  if not o then return usage_error("status", pos) end
+  if o.help then io.stdout:write(HELP.status) return EXIT.ok end
+  if #pos > 1 then return usage_error("status", "expected at most one JOB_ID") end
+  local interval = 1
+  if o.interval then
+    interval = positive(o.interval)
+    if not interval then
+      return usage_error("status", "invalid interval '" .. o.interval .. "'")
+    end
+  end
+  if o.watch and #pos == 0 then
+    return usage_error("status", "--watch needs a JOB_ID")
+  end
+  local journal = runner.open_journal(o)
+  if not journal then return EXIT.failed end
+  local function finish(code) journal:close() return code end
+  if #pos == 0 then
+    local list = plan.array()
+    for _, id in ipairs(jobs.running(journal)) do
+      list[#list + 1] = jobs.status(journal, id)
+    end
+    if o.json then
+      print(plan.json(list))
+    elseif #list == 0 then
+      print("no running jobs")
+    else
+      for _, st in ipairs(list) do print(jobs.describe(st, o.per_worker)) end
+    end
+    return finish(EXIT.ok)
+  end
+  local id = pos[1]
+  local st, err = jobs.status(journal, id)
+  if not st then
+    errf("status: %s", err)
+    return finish(EXIT.failed)
+  end
+  if not o.watch then
+    print(o.json and plan.json(st) or jobs.describe(st, o.per_worker))
+    return finish(EXIT.ok)
+  end
+  -- --watch: redraw until the job ends; piped, only the summary.
+  local bar = not o.json and sp.isatty(1) and
+      progress.new(io.stdout, { per_worker = o.per_worker }) or nil
+  while st.state == "running" do
+    if o.json then
+      io.stdout:write(plan.json(st), "\n")
+      io.stdout:flush()
+    elseif bar then
+      bar:draw(st)
+    end
+    sp.nap(interval)
+    st = assert(jobs.status(journal, id))
+  end
+  if bar then bar:clear() end
+  print(o.json and plan.json(st) or jobs.summary(st))
+  local code = st.exit_code ~= plan.null and st.exit_code or
+      (st.state == "done" and EXIT.ok or st.state == "interrupted" and
+        EXIT.interrupted or EXIT.failed)
+  return finish(code)
+end
+
+local function cmd_stop(args)
+  local o, pos = parse("stop", args, with_common {
+    ["--timeout"] = opt("value", "timeout"),
+  })
+  if not o then return usage_error("stop", pos) end
+  if o.help then io.stdout:write(HELP.stop) return EXIT.ok end
+  if #pos ~= 1 then return usage_error("stop", "expected one JOB_ID") end
+  local timeout = 60
+  if o.timeout then
+    timeout = tonumber(o.timeout)
+    if not timeout or timeout < 0 then
+      return usage_error("stop", "invalid timeout '" .. o.timeout .. "'")
+    end
+  end
+  local journal = runner.open_journal(o)
+  if not journal then return EXIT.failed end
+  local id = pos[1]
+  local state, run = jobs.state(journal, id)
+  if state ~= "running" then
+    errf("stop: %s", state and string.format("job %s is not running (%s)",
+      id, state) or run)
+    journal:close()
+    return EXIT.failed
+  end
+  local sock = jobs.control_path(journal:dir(), id)
+  -- Through the socket, as a SIGTERM; a job still starting has no socket
+  -- yet, and gets the signal itself.
+  local function ask(verb)
+    if not sp.control_call(sock, verb, 10) then sp.kill(run.pid, "TERM") end
+  end
+  local function ended(secs)
+    for _ = 1, math.max(math.ceil(secs / 0.2), 1) do
+      state, run = jobs.state(journal, id)
+      if state ~= "running" then return true end
+      sp.nap(0.2)
+    end
+    return false
+  end
+  ask("quit")
+  errf("job %s: stopping: running chunks finish first (stopped after %gs)",
+    id, timeout)
+  if not ended(timeout) then
+    errf("job %s: stopping its running chunks", id)
+    ask("stop")
+    if not ended(30) then
+      errf("job %s: not answering; killing pid %d (its temporary files "
+        .. "stay until the resume)", id, run.pid)
+      sp.kill(run.pid, "KILL")
+      ended(10)
+    end
+  end
+  journal:close()
+  errf("job %s: %s%s", id, state, state ~= "done" and
+    ("; resume with: syncplan resume " .. id) or "")
+  return state == "running" and EXIT.failed or EXIT.ok
+end
+
+local function cmd_log(args)
+  local o, pos = parse("log", args, with_common {
+    ["--chunk"] = opt("value", "chunk"),
+  })
+  if not o then return usage_error("log", pos) end
+  if o.help then io.stdout:write(HELP.log) return EXIT.ok end
+  if #pos ~= 1 then return usage_error("log", "expected one JOB_ID") end
+  local n = o.chunk and math.tointeger(tonumber(o.chunk))
+  if o.chunk and not (n and n >= 1) then
+    return usage_error("log", "invalid chunk '" .. o.chunk .. "'")
+  end
+  local journal = runner.open_journal(o)
+  if not journal then return EXIT.failed end
+  local run, err = journal:run_get(pos[1])
+  local dir = run and jobs.log_dir(journal, run)
+  journal:close()
+  if not run then
+    errf("log: %s", err)
+    return EXIT.failed
+  end
+  local path = n and string.format("%s/chunk-%d.log", dir, n) or
+      dir .. "/job.log"
+  local f, ferr = io.open(path, "rb")
+  if not f then
+    errf("log: %s", ferr)
+    return EXIT.failed
+  end
+  while true do
+    local b = f:read(65536)
+    if not b then break end
+    io.stdout:write(b)
+  end
+  f:close()
+  return EXIT.ok
 end
 
 local function cmd_copy(args)
-  local o, pos = parse("copy", args, with_common {
+  local o, pos = parse("copy", args, with_run {
     ["-j"] = opt("value", "workers"), ["--workers"] = opt("value", "workers"),
     ["-n"] = opt("value", "count"), ["--chunks"] = opt("value", "count"),
     ["--files"] = opt("value", "files"), ["--bytes"] = opt("value", "bytes"),
@@ -222,15 +498,15 @@ local function cmd_copy(args)
     return plan.check(t, { file = nil })
   end)
   if not ok then return report(cfg) end
-  return runner.run_plan(cfg, { json = o.json, state_dir = o.state_dir })
+  return runner.run_plan(cfg, run_opts(o))
 end
 
 local function cmd_resume(args)
-  local o, pos = parse("resume", args, with_common {})
+  local o, pos = parse("resume", args, with_run {})
   if not o then return usage_error("resume", pos) end
   if o.help then io.stdout:write(HELP.resume) return EXIT.ok end
   if #pos ~= 1 then return usage_error("resume", "expected one JOB_ID") end
-  return runner.resume(pos[1], { json = o.json, state_dir = o.state_dir })
+  return runner.resume(pos[1], run_opts(o))
 end
 
 local function cmd_bwlimit(args)
@@ -239,7 +515,7 @@ local function cmd_bwlimit(args)
   if o.help then io.stdout:write(HELP.bwlimit) return EXIT.ok end
   if #pos ~= 2 then return usage_error("bwlimit", "expected JOB_ID RATE") end
   local rate = pos[2]
-  local n = require("syncplan").parse_size(rate)
+  local n = sp.parse_size(rate)
   if rate ~= "off" and not (n and n >= 0) then
     return usage_error("bwlimit", "invalid rate '" .. rate .. "'")
   end
@@ -257,11 +533,25 @@ local function cmd_bwlimit(args)
 end
 
 local function cmd_list(args)
-  local o, pos = parse("list", args, with_common {})
+  local o, pos = parse("list", args, with_common {
+    ["--limit"] = opt("value", "limit"),
+  })
   if not o then return usage_error("list", pos) end
   if o.help then io.stdout:write(HELP.list) return EXIT.ok end
   if #pos ~= 0 then return usage_error("list", "takes no arguments") end
-  return runner.list { json = o.json, state_dir = o.state_dir }
+  local limit = o.limit and math.tointeger(tonumber(o.limit))
+  if o.limit and not (limit and limit > 0) then
+    return usage_error("list", "invalid limit '" .. o.limit .. "'")
+  end
+  local journal = runner.open_journal(o)
+  if not journal then return EXIT.failed end
+  local rows = jobs.history(journal, limit)
+  journal:close()
+  if not o.json then print(jobs.HEADER) end
+  for _, r in ipairs(rows) do
+    print(o.json and plan.json(r) or jobs.format_row(r))
+  end
+  return EXIT.ok
 end
 
 -- The demo's embedded default plan: sync the generated sample tree with
@@ -269,11 +559,12 @@ end
 function M.demo(src, dst, state_dir)
   local cfg = plan.check({ source = src .. "/", dest = dst .. "/",
     workers = 4, chunks = { count = 8 } }, {})
-  return runner.run_plan(cfg, { state_dir = state_dir, summary = true })
+  return runner.run_plan(cfg, { state_dir = state_dir })
 end
 
-local COMMANDS = { run = cmd_run, copy = cmd_copy, resume = cmd_resume,
-  list = cmd_list, bwlimit = cmd_bwlimit }
+local COMMANDS = { run = cmd_run, start = cmd_start, status = cmd_status,
+  stop = cmd_stop, copy = cmd_copy, resume = cmd_resume, list = cmd_list,
+  log = cmd_log, bwlimit = cmd_bwlimit }
 
 function M.main(cmd, args)
   local f = COMMANDS[cmd]

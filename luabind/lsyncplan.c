@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <dirent.h>
+#include <ftw.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -311,6 +313,77 @@ static int lb_random_hex(lua_State *L) {
   return 1;
 }
 
+/* create_private(path) -> true | nil, msg, code: the file exists, and a
+ * new one is 0600 whatever the umask (logs are state files). */
+static int lb_create_private(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY,
+                0600);
+  if (fd < 0)
+    return lb_fail(L, lsync_err_from_errno(errno), strerror(errno));
+  close(fd);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* listdir(path) -> { names } (no "." or "..") | nil, msg, code */
+static int lb_listdir(lua_State *L) {
+  DIR *d = opendir(luaL_checkstring(L, 1));
+  if (!d)
+    return lb_fail(L, lsync_err_from_errno(errno), strerror(errno));
+  lua_newtable(L);
+  lua_Integer n = 0;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+      continue;
+    lua_pushstring(L, e->d_name);
+    lua_rawseti(L, -2, ++n);
+  }
+  closedir(d);
+  return 1;
+}
+
+/* nftw has no user pointer: the walks below are short and run on the
+ * main thread only. */
+static uint64_t walk_bytes;
+
+static int add_size(const char *p, const struct stat *st, int flag,
+                    struct FTW *f) {
+  (void)p, (void)f;
+  if (flag == FTW_F)
+    walk_bytes += (uint64_t)st->st_size;
+  return 0;
+}
+
+/* tree_size(path) -> bytes of the regular files under path (symlinks not
+ * followed) | nil, msg, code */
+static int lb_tree_size(lua_State *L) {
+  walk_bytes = 0;
+  if (nftw(luaL_checkstring(L, 1), add_size, 16, FTW_PHYS) < 0)
+    return lb_fail(L, lsync_err_from_errno(errno), strerror(errno));
+  lua_pushinteger(L, (lua_Integer)walk_bytes);
+  return 1;
+}
+
+static int remove_one(const char *p, const struct stat *st, int flag,
+                      struct FTW *f) {
+  (void)st, (void)f;
+  return (flag == FTW_DP ? rmdir(p) : unlink(p)) < 0 && errno != ENOENT
+             ? -1
+             : 0;
+}
+
+/* remove_tree(path) -> true | nil, msg, code: path and all under it,
+ * symlinks removed, never followed, and no other file system entered. */
+static int lb_remove_tree(lua_State *L) {
+  if (nftw(luaL_checkstring(L, 1), remove_one, 16,
+           FTW_DEPTH | FTW_PHYS | FTW_MOUNT) < 0)
+    return lb_fail(L, lsync_err_from_errno(errno), strerror(errno));
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static const luaL_Reg funcs[] = {
     {"scan", lb_scan_new},         {"chunk", lb_chunk_tree},
     {"parse_size", lb_parse_size}, {"strerror", lb_strerror},
@@ -319,7 +392,9 @@ static const luaL_Reg funcs[] = {
     {"mkdtemp", lb_mkdtemp},       {"geteuid", lb_geteuid},
     {"arg_max", lb_arg_max},       {"stat", lb_stat},
     {"set_mtime", lb_set_mtime},   {"free_port", lb_free_port},
-    {"random_hex", lb_random_hex}, {NULL, NULL}};
+    {"random_hex", lb_random_hex}, {"create_private", lb_create_private},
+    {"listdir", lb_listdir},       {"tree_size", lb_tree_size},
+    {"remove_tree", lb_remove_tree}, {NULL, NULL}};
 
 extern const struct lb_embedded {
   const char *name;
@@ -372,6 +447,7 @@ int luaopen_syncplan(lua_State *L) {
   lb_control_open(L);
   lb_schedule_open(L);
   lb_watch_open(L);
+  lb_process_open(L);
   lua_pushstring(L, lsync_version());
   lua_setfield(L, -2, "version");
   return 1;

@@ -79,7 +79,8 @@ void lb_schedule_open(lua_State *L); /* schedule, timetable */
 /* syncplan.time()'s clock: the wall clock, or SYNCPLAN_FAKE_TIME's (see
  * lsched.c, which reads it when the module is first opened). */
 double lb_time(void);
-void lb_watch_open(lua_State *L);    /* watch (after lb_loop_open) */
+void lb_watch_open(lua_State *L);
+void lb_process_open(lua_State *L);  /* detach, lock, getpid, kill */
 
 /* The session of the ssh userdata at idx when it is connected, else
  * NULL (also for any other value). */

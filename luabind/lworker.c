@@ -6,6 +6,7 @@
  *     input = chunk:data(),          -- string written to stdin
  *     progress = "rsync",            -- or "rclone"; nil: none
  *     log = "/path/chunk-3.log",     -- output kept here (0600)
+ *     log_limit = 1 << 20,           -- the log stops growing here
  *     watchdog = 600, grace = 5,     -- seconds
  *     env = { RSYNC_RSH = "ssh -F cfg" },
  *     ssh = session,                 -- run it on that host (worker.h)
@@ -155,6 +156,8 @@ static int l_worker(lua_State *L) {
   o.input = luaL_optlstring(L, -1, NULL, &o.input_len);
   lua_getfield(L, 1, "log");
   o.log_path = luaL_optstring(L, -1, NULL);
+  lua_getfield(L, 1, "log_limit");
+  o.log_limit = (uint64_t)luaL_optinteger(L, -1, 0);
   lua_getfield(L, 1, "cwd");
   o.cwd = luaL_optstring(L, -1, NULL);
   static const char *const kinds[] = {"none", "rsync", "rclone", NULL};

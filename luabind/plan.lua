@@ -464,7 +464,10 @@ SCHEMA = {
   ssh_transport = check_transport,
   ssh_config = check_ssh_config,
   accept_new_host = check_bool,
-  log = check_string,
+  log_level = check_choice { "error", "warn", "info", "debug" },
+  log_dir = check_string,
+  log_file = check_string,
+  log_max = check_size,
   watchdog = check_duration,
   bwlimit = check_bwlimit,
   state_dir = check_string,
@@ -709,7 +712,10 @@ function M.load(file, sets)
       p.return_line or 1, typename(v)))
   end
   M.apply_sets(v, sets)
-  return M.check(v, p), p
+  local cfg = M.check(v, p)
+  -- For `syncplan list` and status: which plan a job ran.
+  cfg._file = file
+  return cfg, p
 end
 
 ---------------------------------------------------------------------------
@@ -758,6 +764,9 @@ function M.deserialize(s)
 end
 
 M.null = setmetatable({}, { __tostring = function() return "null" end })
+local ARRAY = {}
+-- t, marked to be a JSON array even when empty.
+function M.array(t) return setmetatable(t or {}, ARRAY) end
 
 local function json_str(s)
   return '"' .. s:gsub('[%c"\\\128-\255]', function(c)
@@ -765,6 +774,101 @@ local function json_str(s)
       ["\t"] = "\\t", ["\r"] = "\\r" }
     return map[c] or string.format("\\u%04x", c:byte())
   end) .. '"'
+end
+
+-- JSON text to Lua values (null becomes M.null): the replies of a job's
+-- control socket, which M.json wrote.  nil, message on bad input.
+function M.json_decode(s)
+  local pos = 1
+  local function err(what) error({ json = what .. " at byte " .. pos }, 0) end
+  local function ws() pos = s:find("[^ \t\r\n]", pos) or #s + 1 end
+  local value
+  local function str()
+    local out = {}
+    pos = pos + 1
+    while true do
+      local a, b, chunk, ch = s:find('^([^"\\]*)(["\\])', pos)
+      if not a then err("unterminated string") end
+      out[#out + 1] = chunk
+      pos = b + 1
+      if ch == '"' then return table.concat(out) end
+      local e = s:sub(pos, pos)
+      local map = { n = "\n", t = "\t", r = "\r", b = "\b", f = "\f",
+        ['"'] = '"', ["\\"] = "\\", ["/"] = "/" }
+      if map[e] then
+        out[#out + 1] = map[e]
+        pos = pos + 1
+      elseif e == "u" then
+        local hex = s:sub(pos + 1, pos + 4)
+        if not hex:match("^%x%x%x%x$") then err("bad \\u escape") end
+        local c = tonumber(hex, 16)
+        out[#out + 1] = c < 256 and string.char(c) or utf8.char(c)
+        pos = pos + 5
+      else
+        err("bad escape")
+      end
+    end
+  end
+  function value()
+    ws()
+    local c = s:sub(pos, pos)
+    if c == "{" then
+      local t = {}
+      pos = pos + 1
+      ws()
+      if s:sub(pos, pos) == "}" then pos = pos + 1 return t end
+      while true do
+        ws()
+        if s:sub(pos, pos) ~= '"' then err("expected a key") end
+        local k = str()
+        ws()
+        if s:sub(pos, pos) ~= ":" then err("expected ':'") end
+        pos = pos + 1
+        t[k] = value()
+        ws()
+        local d = s:sub(pos, pos)
+        pos = pos + 1
+        if d == "}" then return t end
+        if d ~= "," then err("expected ',' or '}'") end
+      end
+    elseif c == "[" then
+      local t = M.array()
+      pos = pos + 1
+      ws()
+      if s:sub(pos, pos) == "]" then pos = pos + 1 return t end
+      while true do
+        t[#t + 1] = value()
+        ws()
+        local d = s:sub(pos, pos)
+        pos = pos + 1
+        if d == "]" then return t end
+        if d ~= "," then err("expected ',' or ']'") end
+      end
+    elseif c == '"' then
+      return str()
+    end
+    for lit, v in pairs { ["true"] = true, ["false"] = false,
+        ["null"] = M.null } do
+      if s:sub(pos, pos + #lit - 1) == lit then
+        pos = pos + #lit
+        return v
+      end
+    end
+    local num = s:match("^-?%d+%.?%d*[eE]?[-+]?%d*", pos)
+    if not num or num == "" then err("unexpected character") end
+    pos = pos + #num
+    return math.tointeger(tonumber(num)) or tonumber(num)
+  end
+  local ok, v = pcall(function()
+    local r = value()
+    ws()
+    if pos <= #s then err("trailing text") end
+    return r
+  end)
+  if not ok then
+    return nil, type(v) == "table" and v.json or tostring(v)
+  end
+  return v
 end
 
 function M.json(v)
@@ -778,7 +882,7 @@ function M.json(v)
         string.format("%.3f", v)
   end
   if t == "table" then
-    if #v > 0 then
+    if #v > 0 or getmetatable(v) == ARRAY then
       local parts = {}
       for i, x in ipairs(v) do parts[i] = M.json(x) end
       return "[" .. table.concat(parts, ",") .. "]"

@@ -10,6 +10,9 @@ local sp = require "syncplan"
 local plan = require "syncplan.plan"
 local bw = require "syncplan.bw"
 local mirror = require "syncplan.mirror"
+local logmod = require "syncplan.log"
+local progress = require "syncplan.progress"
+local jobs = require "syncplan.jobs"
 
 local M = {}
 
@@ -237,6 +240,9 @@ end
 function Job:socket_dir()
   if self.sock_dir then return self.sock_dir end
   local dir = self.logdir .. "/ssh"
+  -- A run of this job killed with -9 left its sockets here; the job's
+  -- lock says no process uses them now.
+  sp.remove_tree(dir)
   if #dir + 4 > MUX_PATH_MAX or dir:find("%s") or
       not sp.mkdir(dir, tonumber("700", 8)) then
     local tmp = os.getenv("TMPDIR") or "/tmp"
@@ -468,22 +474,7 @@ function Job:totals()
   return bytes, files
 end
 
-local function human(n)
-  local units = { "B", "KiB", "MiB", "GiB", "TiB" }
-  local i = 1
-  while n >= 1024 and i < #units do n = n / 1024; i = i + 1 end
-  return i == 1 and string.format("%d B", n) or
-      string.format("%.1f %s", n, units[i])
-end
-
-local function hms(s)
-  if not s or s ~= s or s == math.huge then return "--:--" end
-  s = math.floor(s + 0.5)
-  if s >= 3600 then
-    return string.format("%d:%02d:%02d", s // 3600, s % 3600 // 60, s % 60)
-  end
-  return string.format("%d:%02d", s // 60, s % 60)
-end
+local human, hms = progress.human, progress.hms
 
 function Job:status()
   local bytes, files = self:totals()
@@ -502,28 +493,98 @@ function Job:status()
   }
 end
 
-function Job:tick()
+-- Where the job sends its chunks: Scow-Sync's recvAddress.
+function Job:recv_address()
+  local d = self.dst
+  if d.kind == "ssh" then return d.host end
+  if d.kind == "rclone" then return d.prefix end
+  return "localhost"
+end
+
+-- The job's state as `syncplan status --json` shows it: Scow-Sync's
+-- fields, rclone's core/stats fields, then ours (workers, cap, chunks).
+function Job:status_json()
   local st = self:status()
+  local null = plan.null
+  local transferring = plan.array()
+  for idx, ch in pairs(self.running) do
+    local p = ch.worker and ch.worker:progress()
+    local b = p and math.min(p.bytes, ch.bytes) or 0
+    local rate = p and p.rate or 0
+    transferring[#transferring + 1] = { name = "chunk " .. idx, chunk = idx,
+      slot = ch.slot, host = ch.host or self:slot_host(ch.slot or 0) or
+      "localhost", attempt = ch.attempts, bytes = b, size = ch.bytes,
+      files = ch.files,
+      percentage = ch.bytes > 0 and 100 * b // ch.bytes or 100,
+      speed = rate, eta = rate > 0 and (ch.bytes - b) / rate or null }
+  end
+  table.sort(transferring, function(a, b) return a.chunk < b.chunk end)
+  local workers = plan.array()
+  for i = 1, self.workers do
+    local s = self.slot_info[i] or { state = "idle" }
+    workers[i] = { slot = i, state = s.state, chunk = s.chunk or null,
+      attempt = s.attempt or null,
+      host = self:slot_host(i) or "localhost" }
+  end
+  local pct = st.total_bytes > 0 and 100 * st.bytes / st.total_bytes or
+      (st.scan_done and 100 or 0)
+  local eta = st.eta or null
+  return {
+    job = self.id, state = "running", pid = sp.getpid(),
+    plan = self.cfg._file or null, source = self.cfg.source,
+    dest = self.cfg.dest, started = self.started, finished = null,
+    elapsed = st.elapsed,
+    stopping = self.stopping or self.draining or null,
+    -- Scow-Sync
+    recvAddress = self:recv_address(), filePath = self.cfg.source,
+    transferSize = st.total_bytes, progress = pct, speed = st.rate,
+    leftTime = eta,
+    -- rclone core/stats
+    bytes = st.bytes, totalBytes = st.total_bytes, transfers = st.files,
+    errors = st.failed, eta = eta, elapsedTime = st.elapsed,
+    checks = self.cmp and self.cmp.unchanged or 0,
+    transferring = transferring,
+    -- ours
+    workers = workers, bwlimit = self.bw:rate() or null,
+    chunks = self.chunks_known, chunks_done = self.chunks_done,
+    chunks_failed = st.failed, retries = self.retries, files = st.files,
+    total_files = self.total_files, scan_done = self.scan_done or false,
+    tool = self.tool,
+  }
+end
+
+function Job:tick()
   if self.json then
+    local st = self:status()
     if st.eta == nil then st.eta = plan.null end
     self:emit("progress", st)
-  elseif self.tty then
-    local line = string.format(
-      "%s / %s%s  %d files  %s/s  ETA %s  workers %d  retries %d",
-      human(st.bytes), human(st.total_bytes), st.scan_done and "" or "+",
-      st.files, human(st.rate), hms(st.eta), st.active, st.retries)
-    io.stderr:write("\r\27[K", line)
-    io.stderr:flush()
+  elseif self.bar then
+    self.bar:draw(self:status_json())
   end
 end
 
 function Job:clear_line()
-  if self.tty and not self.json then io.stderr:write("\r\27[K") end
+  if self.bar then self.bar:clear() end
 end
 
-function Job:warn(fmt, ...)
-  self:clear_line()
-  errf(fmt, ...)
+-- Messages of the job: to its log, and warnings and errors to the
+-- terminal (Job.log, see log.lua).
+function Job:warn(fmt, ...) self.log:log("warn", fmt, ...) end
+function Job:info(fmt, ...) self.log:log("info", fmt, ...) end
+function Job:debug(fmt, ...)
+  if self.log:enabled("debug") then self.log:log("debug", fmt, ...) end
+end
+function Job:error(fmt, ...) self.log:log("error", fmt, ...) end
+
+-- The lines a user waits for (the job's id, its summary): in the log at
+-- info, and on the terminal whatever the level.
+function Job:note(fmt, ...)
+  local msg = string.format(fmt, ...)
+  self.log:write("info", msg)
+  if self.log.stderr and not self.log.verbose then
+    self:clear_line()
+    io.stderr:write("syncplan: ", msg, "\n")
+  end
 end
 
 -- How many workers will run together (with one about to start if
@@ -573,6 +634,13 @@ function Job:attempt(ch, slot)
     opts.env, rc = limit and limit.env, limit and limit.rc
     opts.progress = "rclone"
   end
+  opts.log_limit = self.chunk_log_cap
+  if self.log:enabled("debug") then
+    local cmd = table.concat(opts.argv, " ")
+    if #cmd > 4096 then cmd = cmd:sub(1, 4096) .. " ..." end
+    self:debug("chunk %d: %s%s", ch.index, opts.ssh and ("on " ..
+      self:slot_host(slot) .. ": ") or "", cmd)
+  end
   local w, err, code = sp.worker(opts)
   if not w then
     if opts.ssh and code == "ECONNECT" then -- the host went away
@@ -594,8 +662,16 @@ function Job:run_chunk(ch, slot)
     ch.attempts = ch.attempts + 1
     ch.state, ch.started, ch.finished = "running", now(), 0
     ch.host = self.multi_host and self:slot_host(slot) or nil
+    ch.slot = slot
+    local info = self.slot_info[slot]
+    if info then
+      info.state, info.chunk, info.attempt = "running", ch.index, ch.attempts
+    end
     self.running[ch.index] = ch
     self:record(ch)
+    self:info("chunk %d: attempt %d on slot %d%s: %d files, %s", ch.index,
+      ch.attempts, slot, ch.host and (" (" .. ch.host .. ")") or "",
+      ch.files, human(ch.bytes))
     self:emit("chunk_start", { chunk = ch.index, attempt = ch.attempts,
       files = ch.files, bytes = ch.bytes })
     self.sent = self.sent + 1
@@ -625,6 +701,7 @@ function Job:run_chunk(ch, slot)
       self.done_files = self.done_files + ch.files
       self.chunks_done = self.chunks_done + 1
       self:record(ch)
+      self:info("chunk %d: done in %.1fs", ch.index, r.elapsed or 0)
       self:emit("chunk_done", { chunk = ch.index, attempts = ch.attempts,
         files = ch.files, bytes = ch.bytes, elapsed = r.elapsed })
       if self.cfg.on_chunk_done then
@@ -637,6 +714,7 @@ function Job:run_chunk(ch, slot)
     if outcome == "stopped" then
       ch.state = "pending"
       self:record(ch)
+      self:info("chunk %d: stopped, left for a resume", ch.index)
       return
     end
     if self.multi_host and not self:slot_alive(slot) then
@@ -676,6 +754,7 @@ function Job:run_chunk(ch, slot)
     self:emit("chunk_retry", { chunk = ch.index, attempt = ch.attempts,
       exit_code = r.status, signal = r.signal, delay = delay })
     -- A stop request wakes the wait early.
+    if info then info.state = "waiting" end
     self.wake:wait(delay)
     if self.stopping or self.draining then return end
   end
@@ -777,14 +856,21 @@ function Job:host_ready(slot)
 end
 
 function Job:slot(i)
+  local info = { state = "connecting" }
+  self.slot_info[i] = info
   if self.warming[i] then self.warming[i]:join() end
   while not self.root_done do self.root_cond:wait() end
   while true do
-    if self.multi_host and not self:host_ready(i) then break end
+    if self.multi_host then
+      info.state = "connecting"
+      if not self:host_ready(i) then break end
+    end
+    info.state, info.chunk, info.attempt = "idle", nil, nil
     local ch = self:pop()
     if not ch then break end
     self:run_chunk(ch, i)
   end
+  info.state, info.chunk, info.attempt = "done", nil, nil
   self.slots_left = self.slots_left - 1
   self.cond:notify()
 end
@@ -858,7 +944,8 @@ function Job:feed_from_producer(base)
     -- may change, so that their times can be set once all chunks are in.
     self.journal:begin()
     local list = #dirs > 0 and table.concat(dirs, "\0") .. "\0" or ""
-    self.journal:chunk_add(self.id, 0, list, #dirs, 0)
+    -- (no files of its own: the run's totals count the data chunks')
+    self.journal:chunk_add(self.id, 0, list, 0, 0)
     self.journal:run_set_scan_complete(self.id, true)
     self.journal:commit()
     self.scan_done = true
@@ -1313,9 +1400,7 @@ end
 --                  next switch takes over again
 --   status         the job's state (JSON)
 --   quit | stop    as a first or second SIGTERM
-function M.control_path(state_dir, id)
-  return state_dir .. "/jobs/" .. id .. ".sock"
-end
+M.control_path = jobs.control_path
 
 function Job:open_control()
   local dir = self.journal:dir() .. "/jobs"
@@ -1346,15 +1431,20 @@ function Job:control_request(req)
       rate and (human(rate) .. "/s") or "off")
     return plan.json { ok = true, bwlimit = rate or plan.null }
   elseif verb == "status" then
-    local st = self:status()
-    st.ok, st.job, st.bwlimit = true, self.id, self.bw:rate() or plan.null
-    st.chunks, st.chunks_done = self.chunks_known, self.chunks_done
-    st.stopping = self.stopping or self.draining or plan.null
+    local st = self:status_json()
+    st.ok = true
     return plan.json(st)
   elseif verb == "quit" or verb == "stop" then
-    if verb == "quit" then self:drain("syncplan quit") else
-      self:stop("syncplan stop") end
-    return plan.json { ok = true }
+    -- As a first (quit) or second (stop) SIGTERM, so that a schedule or
+    -- watch loop around the job ends too; an embedding program that
+    -- does not listen for SIGTERM is told to send it itself.
+    self:info("syncplan stop: %s requested", verb)
+    if verb == "stop" and not (self.stopping or self.draining) then
+      self:drain("syncplan stop")
+    end
+    local ok, err = sp.kill(sp.getpid(), "TERM")
+    if not ok then return plan.json { ok = false, error = err } end
+    return plan.json { ok = true, pid = sp.getpid() }
   end
   return plan.json { ok = false, error = "unknown request '" ..
     (verb or "") .. "'" }
@@ -1379,7 +1469,7 @@ end
 function Job:summary(code)
   local st = self:status()
   self:clear_line()
-  if self.tty or self.show_summary then
+  do
     local msg = string.format(
       "job %s: %s in %s: %d/%d chunks done, %s, %d files, %d retries",
       self.id, code == 0 and "done" or code == 3 and "interrupted" or
@@ -1388,10 +1478,12 @@ function Job:summary(code)
     if self.cmp then
       msg = msg .. string.format(", %d unchanged", self.cmp.unchanged)
     end
-    io.stderr:write(msg, "\n")
+    -- The one line a piped run prints besides warnings: the outcome.
+    self.log:write("info", msg)
+    if self.log.stderr then io.stderr:write(msg, "\n") end
   end
   for _, ch in ipairs(self.failed) do
-    errf("failed chunk %d (exit %d%s): %s  [log: %s]", ch.index,
+    self:error("failed chunk %d (exit %d%s): %s  [log: %s]", ch.index,
       ch.exit_code or -1, ch.signal ~= 0 and (", signal " .. ch.signal) or "",
       ch.error ~= "" and ch.error or "-", self:log_path(ch.index))
   end
@@ -1420,7 +1512,7 @@ function Job:main(resume_chunks)
     end)
   end
   local ticker
-  if self.tty or self.json then
+  if self.bar or self.json then
     ticker = sp.timer(self.json and 1 or 0.25, function() self:tick() end,
       self.json and 1 or 0.25)
   end
@@ -1437,6 +1529,8 @@ function Job:main(resume_chunks)
       self.journal:record_put(mirror.key(self.cfg), self.mirror_scan)
     end
     self:close_transport()
+    -- The state goes first: whoever finds the lock free then reads the
+    -- job's final state (see M.job_state).
     self.journal:run_set_state(self.id, state, code)
     self:summary(code)
     if self.cfg.on_finish then
@@ -1444,6 +1538,7 @@ function Job:main(resume_chunks)
         chunks = self.chunks_known, chunks_done = self.chunks_done,
         failed = #self.failed, retries = self.retries })
     end
+    self:release()
     return code
   end
 
@@ -1567,8 +1662,10 @@ end
 local function new_job(cfg, opts)
   local job = setmetatable({
     cfg = cfg, tool = cfg.tool, workers = cfg.workers,
-    json = opts.json, tty = not opts.json and sp.isatty(2),
-    show_summary = opts.summary,
+    json = opts.json,
+    bar = not opts.json and not opts.detached and sp.isatty(2) and
+      progress.new(io.stderr, { per_worker = opts.per_worker }) or nil,
+    slot_info = {}, started = now(),
     queue = {}, running = {}, failed = {}, cond = sp.condition(),
     wake = sp.condition(), done_bytes = 0, done_files = 0, chunks_done = 0,
     chunks_known = 0, total_bytes = 0, total_files = 0, retries = 0,
@@ -1591,7 +1688,7 @@ local function new_job(cfg, opts)
   return job
 end
 
-local function open_journal(opts)
+function M.open_journal(opts)
   local j, err = sp.journal(opts.state_dir)
   if not j then
     errf("cannot open the journal: %s", err)
@@ -1600,15 +1697,66 @@ local function open_journal(opts)
   return j
 end
 
-local function prepare_logs(job)
-  if job.tool == "rsync" and not job.cfg.dry_run then
+-- A running job holds <state>/jobs/ID.lock (flock) for its life: the
+-- kernel releases it when the process dies, kill -9 included, so a free
+-- lock tells a dead job from a live one (jobs.state), and two processes
+-- never run one job.
+local function take_lock(journal, id)
+  local ok, err = sp.mkdir(journal:dir() .. "/jobs", tonumber("700", 8), true)
+  if not ok then return nil, err end
+  local path = jobs.lock_path(journal:dir(), id)
+  local lock, lerr, code
+  -- A status query holds it for a moment when it probes.
+  for _ = 1, 20 do
+    lock, lerr, code = sp.lock(path)
+    if lock or code ~= "EBUSY" then break end
+    sp.nap(0.1)
+  end
+  return lock, lerr, code
+end
+
+-- The lock goes last, after the journal has the job's final state.
+function Job:release()
+  if self.log then self.log:close() end
+  if self.lock then
+    os.remove(jobs.lock_path(self.journal:dir(), self.id))
+    self.lock:close()
+    self.lock = nil
+  end
+end
+
+local DEFAULT_LOG_MAX = 1 << 30
+
+-- The job's log directory, LOGDIR/ID (0700), its log (job.log, and the
+-- plan's log_file) and the pruning of old jobs' logs under log_max.
+local function prepare_logs(job, opts)
+  local cfg = job.cfg
+  if job.tool == "rsync" and not cfg.dry_run then
     job.temp = ".syncplan-tmp-" .. job.id
   end
-  job.logdir = job.journal:dir() .. "/logs/" .. job.id
+  local state = job.journal:dir()
+  local root = cfg.log_dir or (state .. "/logs")
+  job.logdir = root .. "/" .. job.id
   local ok, err = sp.mkdir(job.logdir, tonumber("700", 8), true)
   if not ok then
     errf("cannot create %s: %s", job.logdir, err)
     return false
+  end
+  local cap = cfg.log_max or DEFAULT_LOG_MAX
+  job.chunk_log_cap = math.max(cap // 10, 64 * 1024)
+  local files = { job.logdir .. "/job.log" }
+  if cfg.log_file then files[2] = cfg.log_file end
+  job.log = logmod.new { level = cfg.log_level, files = files,
+    stderr = not opts.detached, verbose = opts.verbose,
+    file_cap = job.chunk_log_cap,
+    before_stderr = function() job:clear_line() end }
+  for _, e in ipairs(job.log.errors) do errf("cannot open the log %s", e) end
+  local n = logmod.prune(root, cap, job.id, function(id)
+    return jobs.state(job.journal, id) == "running"
+  end)
+  if n > 0 then
+    job:info("log_max: removed the logs of %d old job%s", n,
+      n == 1 and "" or "s")
   end
   return true
 end
@@ -1622,8 +1770,20 @@ function M.run_job(cfg, opts, journal, changes)
   job.journal = journal
   job.id = journal:run_new { source = cfg.source, dest = cfg.dest,
     plan = plan.serialize(cfg) }
-  if not prepare_logs(job) then return EXIT.failed end
-  errf("job %s started%s%s", job.id, cfg.dry_run and " (dry run)" or "",
+  local lerr
+  job.lock, lerr = take_lock(journal, job.id)
+  if not job.lock then
+    errf("job %s: cannot take its lock: %s", job.id, lerr)
+    journal:run_set_state(job.id, "failed", EXIT.failed)
+    return EXIT.failed
+  end
+  if not prepare_logs(job, opts) then
+    journal:run_set_state(job.id, "failed", EXIT.failed)
+    job:release()
+    return EXIT.failed
+  end
+  if opts.on_job then opts.on_job(job) end
+  job:note("job %s started%s%s", job.id, cfg.dry_run and " (dry run)" or "",
     changes and string.format(" (%d changed path%s)", changes.files,
       changes.files == 1 and "" or "s") or "")
   job:emit("start", { source = cfg.source, dest = cfg.dest,
@@ -1647,7 +1807,7 @@ end
 -- Run a validated plan: once, or on its schedule or its source's changes
 -- (daemon.lua) unless opts.once.
 function M.run_plan(cfg, opts)
-  local journal = open_journal(opts)
+  local journal = M.open_journal(opts)
   if not journal then return EXIT.failed end
   local code
   if (cfg.schedule or cfg.watch) and not opts.once then
@@ -1660,7 +1820,7 @@ function M.run_plan(cfg, opts)
 end
 
 function M.resume(id, opts)
-  local journal = open_journal(opts)
+  local journal = M.open_journal(opts)
   if not journal then return EXIT.failed end
   local run, err = journal:run_get(id)
   if not run then
@@ -1676,9 +1836,22 @@ function M.resume(id, opts)
     errf("job %s: stored plan unreadable: %s", id, perr)
     return EXIT.failed
   end
+  local lock, lerr, lcode = take_lock(journal, id)
+  if not lock then
+    if lcode == "EBUSY" then
+      errf("job %s is running (pid %d): stop it first", id, run.pid)
+    else
+      errf("job %s: cannot take its lock: %s", id, lerr)
+    end
+    return EXIT.failed
+  end
   local job = new_job(cfg, opts)
-  job.journal, job.id, job.resumed = journal, id, true
-  if not prepare_logs(job) then return EXIT.failed end
+  job.journal, job.id, job.resumed, job.lock = journal, id, true, lock
+  if not prepare_logs(job, opts) then
+    job:release()
+    return EXIT.failed
+  end
+  if opts.on_job then opts.on_job(job) end
   local pending = {}
   local final_needed = true
   job.index_base = 0
@@ -1709,11 +1882,12 @@ function M.resume(id, opts)
   -- chunks are numbered after the old ones.
   job.need_scan = not run.scan_complete
   journal:run_set_state(id, "running", -1)
-  errf("job %s resumed: %d chunk(s) to run%s", id, #pending,
+  job:note("job %s resumed: %d chunk(s) to run%s", id, #pending,
     job.need_scan and ", source scanned again (the scan had not finished)"
     or "")
   if not final_needed and #pending == 0 and not job.need_scan then
     journal:run_set_state(id, "done", 0)
+    job:release()
     return EXIT.ok
   end
   local code = sp.run(function() return job:main(pending) end)
@@ -1724,36 +1898,22 @@ end
 -- One request to a running job's control socket: the reply, or nil and
 -- a message.
 function M.control(id, request, state_dir)
-  local journal = open_journal { state_dir = state_dir }
+  local journal = M.open_journal { state_dir = state_dir }
   if not journal then return nil, "no journal" end
   local path = M.control_path(journal:dir(), id)
-  local run = journal:run_get(id)
-  journal:close()
-  if not run then return nil, "no job " .. id end
   local reply, err, code = sp.control_call(path, request, 10)
   if not reply then
+    -- A stale socket (kill -9) is the dead job's: jobs.state marks it.
+    local state, run = jobs.state(journal, id)
+    journal:close()
+    if not state then return nil, run end
     if code == "ENOENT" or code == "ECONNECT" then
-      return nil, string.format("job %s is not running (%s)", id, run.state)
+      return nil, string.format("job %s is not running (%s)", id, state)
     end
     return nil, err
   end
-  return reply
-end
-
-function M.list(opts)
-  local journal = open_journal(opts)
-  if not journal then return EXIT.failed end
-  for _, r in ipairs(journal:runs()) do
-    if opts.json then
-      r.plan = nil
-      print(plan.json(r))
-    else
-      print(string.format("%s  %-11s %4d/%-4d chunks  %s -> %s", r.id,
-        r.state, r.chunks_done, r.chunks, r.source, r.dest))
-    end
-  end
   journal:close()
-  return EXIT.ok
+  return reply
 end
 
 M.plan = plan

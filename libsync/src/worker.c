@@ -21,6 +21,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 #include <uv.h>
@@ -64,6 +65,8 @@ struct lsync_worker {
   size_t input_len;
   int log_fd;
   int log_failed; /* warned once about a failed log write */
+  uint64_t log_size, log_limit; /* the file's size as written; its cap */
+  int log_full;                 /* the cap was met: lines are dropped */
   struct line_buf line[2];
 
   int pid;
@@ -145,12 +148,26 @@ static void kill_group(lsync_worker *w, int sig) {
 /* ---- output ----------------------------------------------------------- */
 
 static void log_line(lsync_worker *w, const char *s, size_t n) {
-  if (w->log_fd < 0)
+  if (w->log_fd < 0 || w->log_full)
     return;
+  if (w->log_limit && w->log_size + n + 1 > w->log_limit) {
+    /* A verbose tool on a huge chunk must not fill the disk; the note
+     * says why the log ends here. */
+    char note[96];
+    int k = snprintf(note, sizeof note,
+                     "[syncplan: log truncated at %llu bytes]\n",
+                     (unsigned long long)w->log_limit);
+    if (write(w->log_fd, note, (size_t)k) < 0 && !w->log_failed)
+      w->log_failed = 1;
+    w->log_full = 1;
+    return;
+  }
   struct iovec iov[2] = {{(void *)s, n}, {"\n", 1}};
   /* One writev per line: with O_APPEND, lines of workers sharing a log
    * file do not interleave. */
   ssize_t r = writev(w->log_fd, iov, 2);
+  if (r > 0)
+    w->log_size += (uint64_t)r;
   if (r < 0 && !w->log_failed) {
     w->log_failed = 1;
     lsync__log(w->ctx, LSYNC_LOG_WARN, "worker %d: cannot write its log: %s",
@@ -591,6 +608,10 @@ static int worker_new(lsync_ctx *ctx, const lsync_worker_opts *o,
       return lsync__fail(ctx, LSYNC_EIO, "cannot open worker log %s: %s",
                          o->log_path, strerror(e));
     }
+    struct stat st;
+    if (fstat(w->log_fd, &st) == 0)
+      w->log_size = (uint64_t)st.st_size;
+    w->log_limit = o->log_limit;
   }
   *out = w;
   return 0;

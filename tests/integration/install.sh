@@ -1,5 +1,6 @@
 # The installed library is usable: headers, shared and static libraries,
-# libsync.pc, the CMake package, and the Lua module for stock lua5.4.
+# libsync.pc, the CMake package, and the Lua module for stock lua5.4; the
+# binary comes with its man page.
 . "$TESTS_DIR/lib.sh"
 need cmake pkg-config cc lua5.4
 : "${BUILD_DIR:?}"
@@ -8,6 +9,9 @@ prefix="$work/prefix"
 cmake --install "$BUILD_DIR" --prefix "$prefix" >/dev/null
 [ -f "$prefix/include/libsync/libsync.h" ] || fail "headers not installed"
 [ -x "$prefix/bin/syncplan" ] || fail "syncplan not installed"
+man1=$(find "$prefix" -path '*/man1/syncplan.1')
+[ -n "$man1" ] || fail "man page syncplan.1 not installed"
+cmp -s "$man1" "$TESTS_DIR/../syncplan.1" || fail "installed man page differs from syncplan.1"
 pc=$(find "$prefix" -name libsync.pc)
 [ -n "$pc" ] || fail "libsync.pc not installed"
 libdir=$(dirname "$(dirname "$pc")")

@@ -96,6 +96,8 @@ typedef struct lsync_worker_opts {
   size_t input_len;        /* closed; NULL/0: stdin closed at once */
   const char *log_path;    /* output appended here (created 0600); NULL:
                               output is not kept */
+  uint64_t log_limit;      /* the log file stops growing at this size
+                              (one line then says so); 0: no cap */
   lsync_progress_kind progress;
   uint64_t watchdog_ms; /* stop the child (as lsync_worker_stop) after
                            this long without a byte of output; 0: no
