@@ -20,8 +20,8 @@ return {
   -- --bwlimit 50000 (KB/s).  Sync.py passed it to every rsync, so N
   -- threads drew N times the cap; here it is the whole job's.
   bwlimit = "50000K",
-  -- --exclude: rsync patterns, applied to the remote listing, so an
-  -- excluded directory is never listed nor sent.
+  -- --exclude: rsync patterns, applied to the remote listing: nothing
+  -- they match is pulled, and an excluded directory is left out whole.
   exclude = { "*.tmp", ".snapshot*/" },
   -- --retry: a chunk that fails with a transient error (a dropped
   -- connection, a killed rsync) runs again after a growing pause, up to

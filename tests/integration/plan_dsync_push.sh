@@ -88,14 +88,8 @@ check_same "$work/src" "$work/dst1" "${skip[@]}"
   --set bwlimit=4M >"$work/stop.out" 2>"$work/stop.err" &
 pid=$!
 at_exit "kill -9 $pid 2>/dev/null || true"
-for _ in $(seq 150); do
-  grep -q '"event":"chunk_done"' "$work/stop.out" && break
-  sleep 0.1
-done
-kill -TERM "$pid"
-st=0
-wait "$pid" || st=$?
-[ "$st" = 3 ] || fail "stopped job exited $st, not 3: $(tail -3 "$work/stop.err")"
+wait_events "$work/stop.out" chunk_done 1 "$pid"
+term_expect "$pid" 3
 job=$(job_id "$work/stop.err")
 jq -r 'select(.event == "chunk_done") | .chunk' "$work/stop.out" | sort >"$work/done1"
 left=$((6 - $(wc -l <"$work/done1")))

@@ -17,38 +17,26 @@ echo doomed >"$work/src/d001/doomed"
 
 "$SYNCPLAN" run "$TESTS_DIR/../plans/folder_mirror.lua" --json \
   --set "source=$work/src/" --set "dest=$SSH_HOST:$work/replica/" \
-  --set "ssh_config=$SSH_CONFIG" --set "schedule=every 4s" \
+  --set "ssh_config=$SSH_CONFIG" --set "schedule=every 5s" \
   --set "log_dir=$work/logs" >"$work/out" 2>"$work/err" &
 pid=$!
 at_exit "kill -9 $pid 2>/dev/null || true"
 
-# wait_syncs N: until N syncs have ended and the loop waits for the next.
-wait_syncs() {
-  for _ in $(seq 300); do
-    [ "$(grep -c '"event":"schedule"' "$work/out")" -ge "$1" ] && return 0
-    kill -0 "$pid" 2>/dev/null || fail "the loop ended: $(tail -3 "$work/err")"
-    sleep 0.1
-  done
-  fail "sync $1 did not end within 30 s: $(tail -3 "$work/err")"
-}
 # finish N FIELD: a field of sync N's finish event.
 finish() { jq -s -r "[.[] | select(.event == \"finish\")][$1 - 1].$2" "$work/out"; }
 
-wait_syncs 1
+wait_events "$work/out" schedule 1 "$pid" # sync 1 ended, the loop waits
 [ "$(finish 1 exit_code)" = 0 ] || fail "sync 1 exited $(finish 1 exit_code)"
 check_same "$work/src" "$work/replica"
 ino=$(stat -c %i "$work/replica/d000/big.dat")
 
-# Changes between syncs (the loop waits about 4 s).
+# Changes between syncs (the loop waits a few seconds).
 echo fresh >"$work/src/d001/e00/new-file"
 rm "$work/src/d001/doomed"
 mv "$work/src/d000/big.dat" "$work/src/d001/big-renamed.dat"
 
-wait_syncs 2
-kill -TERM "$pid"
-st=0
-wait "$pid" || st=$?
-[ "$st" = 0 ] || fail "a SIGTERM between syncs: exit $st, not 0"
+wait_events "$work/out" schedule 2 "$pid"
+term_expect "$pid" 0
 [ "$(grep -c '"event":"start"' "$work/out")" = 2 ] ||
   fail "not 2 syncs: $(grep -c '"event":"start"' "$work/out")"
 [ "$(finish 2 exit_code)" = 0 ] || fail "sync 2 exited $(finish 2 exit_code)"

@@ -20,10 +20,10 @@ head -c 3000000 /dev/urandom >"$work/here/d000/dataset.parquet"
 fusion=("$SYNCPLAN" run "$plan" --set "ssh_config=$SSH_CONFIG"
   --set "remote=$SSH_HOST:$work/there/" --set workers=3)
 upload=(--set direction=upload --set "local_path=$work/here/"
-  --set bwlimit=2M --set "log_dir=$work/flogs" --once)
+  --set bwlimit=4M --set "log_dir=$work/flogs" --once)
 
-# 1. Upload, progress as events (show_progress for programs): 2M keeps
-# the job going for about 2 s, so progress comes every second, its
+# 1. Upload, progress as events (show_progress for programs): 4M keeps
+# the job going for about 3 s, so progress comes every second, its
 # bytes never going back and never past the total.
 expect_status 0 "${fusion[@]}" "${upload[@]}" --set log_level=info --json
 check_same "$work/here" "$work/there"
@@ -42,6 +42,7 @@ script -qec "$(printf '%q ' "${fusion[@]}" "${upload[@]}")" /dev/null \
 [ "$st" = 0 ] || fail "upload on a terminal exited $st: $(tail -c 300 "$work/tty")"
 grep -aq 'ETA .*workers [0-9]' "$work/tty" || fail "no progress bar: $(tail -c 300 "$work/tty")"
 grep -aq 'job .*: done in ' "$work/tty" || fail "no summary line: $(tail -c 300 "$work/tty")"
+tty_job=$(job_id "$work/tty")
 check_same "$work/here" "$work/there"
 
 # 3. Download in fsync's loop: the remote changed; each run brings its
@@ -49,36 +50,30 @@ check_same "$work/here" "$work/there"
 echo "made on the remote" >"$work/there/d001/remote-file"
 head -c 100000 /dev/urandom >"$work/there/d000/dataset.parquet"
 "${fusion[@]}" --set direction=download --set "local_path=$work/back/" \
-  --set "schedule=every 2s" --set "log_dir=$work/flogs" --set log_level=debug \
+  --set "schedule=every 3s" --set "log_dir=$work/flogs" --set log_level=debug \
   --json >"$work/loop.out" 2>"$work/loop.err" &
 pid=$!
 at_exit "kill -9 $pid 2>/dev/null || true"
-wait_runs() { # N: until N runs have ended and the loop waits
-  for _ in $(seq 200); do
-    [ "$(grep -c '"event":"schedule"' "$work/loop.out")" -ge "$1" ] && return 0
-    kill -0 "$pid" 2>/dev/null || fail "the loop ended: $(tail -3 "$work/loop.err")"
-    sleep 0.1
-  done
-  fail "run $1 did not end within 20 s: $(tail -3 "$work/loop.err")"
-}
-wait_runs 1
+wait_events "$work/loop.out" schedule 1 "$pid"
 check_same "$work/there" "$work/back"
 echo "later on the remote" >"$work/there/d001/remote-file-2"
-wait_runs 2
-kill -TERM "$pid"
-st=0
-wait "$pid" || st=$?
-[ "$st" = 0 ] || fail "a SIGTERM between runs: exit $st, not 0"
+wait_events "$work/loop.out" schedule 2 "$pid"
+term_expect "$pid" 0
 check_same "$work/there" "$work/back"
 [ -f "$work/back/d001/remote-file-2" ] || fail "the second run did not download"
 [ "$(jq -r 'select(.event == "finish") | .exit_code' "$work/loop.out" | sort -u)" = 0 ] ||
   fail "a download run failed: $(tail -3 "$work/loop.err")"
 
-# The logs (log_path, log_level): each job's log in log_dir; at debug,
-# the workers' command lines.
-[ -s "$work/flogs/$up_job/job.log" ] || fail "no job log for the upload in log_dir"
+# The logs (log_path, log_level): each job's log in log_dir, at its
+# level: info, the job's and chunks' lines; error (the plan's, as
+# fsync's default), none of them; debug, the workers' command lines too.
 down_job=$(jq -r 'select(.event == "start") | .job' "$work/loop.out" | head -1)
-[ -s "$work/flogs/$down_job/job.log" ] || fail "no job log for the download in log_dir"
-grep -q 'rsync' "$work/flogs/$down_job/job.log" ||
-  fail "log_level debug: no command line in the log: $(head -5 "$work/flogs/$down_job/job.log")"
+log() { echo "$work/flogs/$1/job.log"; }
+[ -f "$(log "$up_job")" ] && [ -f "$(log "$tty_job")" ] && [ -f "$(log "$down_job")" ] ||
+  fail "job logs missing in log_dir: $(ls "$work/flogs")"
+grep -q "info  chunk 1: done in " "$(log "$up_job")" && ! grep -q ' debug ' "$(log "$up_job")" ||
+  fail "log_level info: $(cat "$(log "$up_job")")"
+! grep -q ' info ' "$(log "$tty_job")" || fail "log_level error: $(cat "$(log "$tty_job")")"
+grep -q " debug chunk 1: rsync .* $SSH_HOST:$work/there/ $work/back/\$" "$(log "$down_job")" ||
+  fail "log_level debug: no command line: $(cat "$(log "$down_job")")"
 echo "plan_fusion_sync: ok"

@@ -36,17 +36,20 @@ cap=$((4 << 20))
 pid=$!
 at_exit "kill -9 $pid 2>/dev/null || true"
 
-# A transient failure: one chunk's rsync killed outright mid-transfer.
+# A transient failure: one chunk's rsync killed outright mid-transfer,
+# a second after the first chunk started (the smallest chunk takes more
+# at a quarter of the cap).
+wait_events "$work/out" chunk_start 1 "$pid"
+sleep 1
 victim=""
-for _ in $(seq 100); do
+for _ in $(seq 50); do
   victim=$(pgrep -f -- "--info=progress2 -- $SSH_HOST:$work/prod/ $work/L2/" |
     head -1 || true)
-  [ -n "$victim" ] && break
+  [ -n "$victim" ] && kill -9 "$victim" 2>/dev/null && break
+  victim=""
   sleep 0.1
 done
-[ -n "$victim" ] || fail "no rsync worker seen: $(tail -5 "$work/err")"
-sleep 0.5
-kill -9 "$victim"
+[ -n "$victim" ] || fail "no rsync worker to kill: $(tail -5 "$work/err")"
 st=0
 wait "$pid" || st=$?
 [ "$st" = 0 ] || fail "the download exited $st: $(tail -5 "$work/err")"
@@ -74,10 +77,15 @@ echo "l2_download: $(field ssh_received) bytes in $(field elapsed) s:" \
 RSYNC_CHECK_OPTS="--exclude=*.tmp --exclude=.snapshot*/" \
   check_same "$work/prod" "$work/L2" "${excluded[@]}"
 
-# The log file: the job's start and end and each chunk's lines.
+# The log file (Sync.py's --filename): the job's start and end, each
+# chunk's end, and the killed attempt.
 job=$(job_id "$work/err")
-[ -s "$work/L2_prod.log" ] || fail "no log file $work/L2_prod.log"
-grep -q "$job" "$work/L2_prod.log" || fail "the log file does not name job $job"
-[ "$(grep -c 'chunk' "$work/L2_prod.log")" -ge 8 ] ||
-  fail "the log file lacks the chunks' lines: $(cat "$work/L2_prod.log")"
+log=$work/L2_prod.log
+[ -s "$log" ] || fail "no log file $log"
+grep -q "info  job $job started" "$log" && grep -q "info  job $job: done in " "$log" ||
+  fail "the log file lacks the job's start or end: $(cat "$log")"
+[ "$(grep -c 'info  chunk [0-9]*: done in ' "$log")" = 8 ] ||
+  fail "the log file lacks chunks' ends: $(cat "$log")"
+grep -q 'warn  chunk [0-9]*: attempt 1 failed (killed by signal 9)' "$log" ||
+  fail "the log file lacks the failed attempt: $(cat "$log")"
 echo "plan_l2_download: ok"
