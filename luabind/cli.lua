@@ -80,7 +80,8 @@ usage: syncplan copy SRC DST [-j WORKERS] [-n CHUNKS | --files N | --bytes SIZE]
                     [--exclude PAT]... [--include PAT]... [--delete]
                     [--retries N] [--dry-run] [--tool rsync|rclone]
                     [-F SSH_CONFIG] [--accept-new-host] [-e|--rsh CMD]
-                    [--bwlimit RATE] [--json] [--state-dir DIR]
+                    [--rsync-opt OPT]... [--bwlimit RATE] [--json]
+                    [--per-worker] [-v] [--state-dir DIR]
 
 Copy SRC to DST with parallel workers: a one-off plan from flags.  SRC and
 DST are local paths or [USER@]HOST:PATH (ssh); with --tool rclone, DST may
@@ -104,8 +105,11 @@ without the slash copies the directory itself into DST.
                      (a changed key is always refused)
   -e, --rsh CMD      run rsync's remote shell CMD (an ssh program) instead
                      of syncplan's own connections
+  --rsync-opt OPT    one more rsync option for every chunk (repeatable)
   --bwlimit RATE     total rate for all workers (e.g. 40M)
   --json             one JSON object per line on stdout
+  --per-worker       one more progress line per worker
+  -v, --verbose      the terminal gets the job's log (info)
   --state-dir DIR    journal and logs here
 ]],
   resume = [[
@@ -337,7 +341,7 @@ local function cmd_status(args)
   end
   -- --watch: redraw until the job ends; piped, only the summary.
   local bar = not o.json and sp.isatty(1) and
-      progress.new(io.stdout, { per_worker = o.per_worker }) or nil
+      progress.new(io.stdout, { per_worker = o.per_worker, fd = 1 }) or nil
   while st.state == "running" do
     if o.json then
       io.stdout:write(plan.json(st), "\n")

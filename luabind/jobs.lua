@@ -88,6 +88,7 @@ local function journal_status(journal, run)
   local speed = elapsed > 0 and bytes / elapsed or 0
   return {
     job = run.id, state = run.state, pid = run.pid, plan = cfg._file or null,
+    name = cfg.name or null,
     source = run.source, dest = run.dest, started = run.started,
     finished = finished or null, elapsed = elapsed,
     exit_code = run.exit_code >= 0 and run.exit_code or null,
@@ -137,8 +138,10 @@ local function date(t)
   return os.date("%Y-%m-%d %H:%M:%S", math.floor(t))
 end
 
+-- The plan's name key, else its file's name.
 local function plan_name(st)
-  return st.plan ~= null and st.plan:match("([^/]*)$") or "-"
+  if type(st.name) == "string" then return st.name end
+  return type(st.plan) == "string" and st.plan:match("([^/]*)$") or "-"
 end
 
 -- The human form of a status.
@@ -183,7 +186,8 @@ function M.history(journal, limit)
     local state = r.state
     if state == "running" then state = M.state(journal, r.id) or state end
     local cfg = plan.deserialize(r.plan) or {}
-    rows[#rows + 1] = { job = r.id, plan = cfg._file or null, state = state,
+    rows[#rows + 1] = { job = r.id, plan = cfg._file or null,
+      name = cfg.name or null, state = state,
       started = r.started, finished = r.finished > 0 and r.finished or null,
       exit_code = r.exit_code >= 0 and r.exit_code or null,
       bytes = r.bytes, files = r.files, chunks = r.chunks,
@@ -194,7 +198,7 @@ function M.history(journal, limit)
 end
 
 function M.format_row(r)
-  local name = r.plan ~= null and r.plan:match("([^/]*)$") or "-"
+  local name = plan_name(r)
   return string.format("%-22s %-16s %-19s %-19s %-11s %10s %8d", r.job,
     name:sub(1, 16), date(r.started), date(r.finished), r.state,
     progress.human(r.bytes), r.files)

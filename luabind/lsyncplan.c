@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <dirent.h>
 #include <ftw.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -159,6 +160,17 @@ const char **lb_string_array(lua_State *L, int t, const char *what) {
 
 static int lb_isatty(lua_State *L) {
   lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
+  return 1;
+}
+
+/* syncplan.term_width(fd) -> the columns of the terminal on fd, or nil:
+ * a progress line longer than that would wrap and not redraw in place. */
+static int lb_term_width(lua_State *L) {
+  struct winsize ws;
+  if (ioctl((int)luaL_checkinteger(L, 1), TIOCGWINSZ, &ws) < 0 ||
+      ws.ws_col == 0)
+    return 0;
+  lua_pushinteger(L, ws.ws_col);
   return 1;
 }
 
@@ -388,6 +400,7 @@ static const luaL_Reg funcs[] = {
     {"scan", lb_scan_new},         {"chunk", lb_chunk_tree},
     {"parse_size", lb_parse_size}, {"strerror", lb_strerror},
     {"match", lb_match},           {"isatty", lb_isatty},
+    {"term_width", lb_term_width},
     {"file_type", lb_file_type},   {"mkdir", lb_mkdir},
     {"mkdtemp", lb_mkdtemp},       {"geteuid", lb_geteuid},
     {"arg_max", lb_arg_max},       {"stat", lb_stat},

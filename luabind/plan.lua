@@ -464,6 +464,17 @@ SCHEMA = {
   ssh_transport = check_transport,
   ssh_config = check_ssh_config,
   accept_new_host = check_bool,
+  ssh_port = function(p, path, v) return check_int(p, path, v, 1, 65535) end,
+  ssh_key = function(p, path, v)
+    local s = check_string(p, path, v)
+    if s:sub(1, 2) == "~/" and os.getenv("HOME") then
+      s = os.getenv("HOME") .. s:sub(2)
+    end
+    -- It goes on an ssh command line, split at blanks.
+    if s:find("%s") then bad(p, path, "a key path with blanks: use "
+      .. "ssh_config with an IdentityFile line") end
+    return s
+  end,
   log_level = check_choice { "error", "warn", "info", "debug" },
   log_dir = check_string,
   log_file = check_string,

@@ -5,6 +5,8 @@
 --   local bar = progress.new(io.stderr, { per_worker = true })
 --   bar:draw(status)    -- redraw in place
 --   bar:clear()         -- erase it (before a message, and at the end)
+local sp = require "syncplan"
+
 local M = {}
 
 function M.human(n)
@@ -74,11 +76,16 @@ end
 local Bar = {}
 Bar.__index = Bar
 
+-- out: a file, fd: its descriptor (the terminal's width is asked of it).
 function M.new(out, opts)
   opts = opts or {}
   return setmetatable({ out = out, per_worker = opts.per_worker,
-    width = opts.width or tonumber(os.getenv("COLUMNS")) or 80,
-    shown = 0 }, Bar)
+    fd = opts.fd, shown = 0 }, Bar)
+end
+
+function Bar:columns()
+  return self.fd and sp.term_width(self.fd) or
+    tonumber(os.getenv("COLUMNS")) or 80
 end
 
 -- Back to the first line of what was drawn, erasing it all.
@@ -92,9 +99,10 @@ function Bar:clear()
 end
 
 function Bar:draw(st)
-  local lines = { M.line(st, self.width) }
+  local width = self:columns()
+  local lines = { M.line(st, width) }
   if self.per_worker then
-    for _, l in ipairs(M.worker_lines(st, self.width)) do
+    for _, l in ipairs(M.worker_lines(st, width)) do
       lines[#lines + 1] = l
     end
   end

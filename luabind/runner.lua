@@ -234,6 +234,15 @@ local function user_rsh(cfg)
   return cfg.ssh or os.getenv("RSYNC_RSH")
 end
 
+-- The ssh program with the plan's ssh_port and ssh_key (Scow-Sync's -p
+-- and -k), when syncplan runs ssh itself.
+local function own_ssh(cfg)
+  local s = "ssh"
+  if cfg.ssh_port then s = s .. " -p " .. cfg.ssh_port end
+  if cfg.ssh_key then s = s .. " -i " .. cfg.ssh_key end
+  return s
+end
+
 -- A private directory for sockets: the job's log directory's ssh/ when
 -- its path is short enough, else a new one under $TMPDIR.  Made once: a
 -- tunnel that cannot listen falls back to ssh masters in the same one.
@@ -295,7 +304,7 @@ function Job:setup_transport()
       err or "no private socket directory")
   end
   self.sessions = nil
-  rsh = rsh or "ssh"
+  rsh = rsh or own_ssh(self.cfg)
   local words = split_words(rsh)
   -- Only OpenSSH takes these options; a user who set up sharing keeps it.
   if not words[1] or words[1]:match("[^/]*$") ~= "ssh" or
@@ -345,7 +354,9 @@ function Job:ensure_session(slot)
   local host = self:slot_host(slot)
   local user, name = host:match("^(.*)@([^@]+)$")
   local opts = { host = name or host, user = user,
-    config = self.cfg.ssh_config, accept_new_host = self.cfg.accept_new_host }
+    config = self.cfg.ssh_config, accept_new_host = self.cfg.accept_new_host,
+    port = self.cfg.ssh_port,
+    identity_files = self.cfg.ssh_key and { self.cfg.ssh_key } }
   local err, code
   s, err, code = sp.ssh(opts)
   self.connecting[slot] = nil
@@ -374,14 +385,18 @@ function Job:rsh(slot)
     if not self.tun_local then self:ensure_session(slot) end
     return self.tun_rsh .. slot
   end
-  if not self.mux then return self.cfg.ssh end
+  if not self.mux then
+    return self.cfg.ssh or ((self.cfg.ssh_port or self.cfg.ssh_key) and
+      own_ssh(self.cfg)) or nil
+  end
   return string.format(
     "%s -o ControlMaster=auto -o ControlPath=%s/s%d -o ControlPersist=%d",
     self.mux_base, self.mux, slot, MUX_PERSIST)
 end
 
 function Job:rsh_argv(slot)
-  return split_words(self:rsh(slot) or user_rsh(self.cfg) or "ssh")
+  return split_words(self:rsh(slot) or user_rsh(self.cfg) or
+    own_ssh(self.cfg))
 end
 
 -- Open slot's connection ahead of its first chunk, while the destination
@@ -531,7 +546,8 @@ function Job:status_json()
   local eta = st.eta or null
   return {
     job = self.id, state = "running", pid = sp.getpid(),
-    plan = self.cfg._file or null, source = self.cfg.source,
+    plan = self.cfg._file or null, name = self.cfg.name or null,
+    source = self.cfg.source,
     dest = self.cfg.dest, started = self.started, finished = null,
     elapsed = st.elapsed,
     stopping = self.stopping or self.draining or null,
@@ -1664,7 +1680,7 @@ local function new_job(cfg, opts)
     cfg = cfg, tool = cfg.tool, workers = cfg.workers,
     json = opts.json,
     bar = not opts.json and not opts.detached and sp.isatty(2) and
-      progress.new(io.stderr, { per_worker = opts.per_worker }) or nil,
+      progress.new(io.stderr, { per_worker = opts.per_worker, fd = 2 }) or nil,
     slot_info = {}, started = now(),
     queue = {}, running = {}, failed = {}, cond = sp.condition(),
     wake = sp.condition(), done_bytes = 0, done_files = 0, chunks_done = 0,
