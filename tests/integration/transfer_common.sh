@@ -35,3 +35,26 @@ journal_lua() {
     local id = os.getenv('JOB')
     $1"
 }
+
+# wait_events OUT EVENT N PID: wait until OUT, the stdout of `syncplan run
+# --json` started in the background as PID, holds N events EVENT.  Fails
+# when PID ends first, or after 30 s.
+wait_events() {
+  local out=$1 event=$2 n=$3 pid=$4 i got
+  for ((i = 0; i < 300; i++)); do
+    got=$(grep -c "\"event\":\"$event\"" "$out" 2>/dev/null || true)
+    [ "${got:-0}" -ge "$n" ] && return 0
+    kill -0 "$pid" 2>/dev/null || fail "the job ended before $n $event event(s)"
+    sleep 0.1
+  done
+  fail "$n $event event(s) not seen within 30 s (${got:-0} seen)"
+}
+
+# term_expect PID WANT: SIGTERM the background job PID (a syncplan of this
+# shell), fail unless it exits with WANT.
+term_expect() {
+  local st=0
+  kill -TERM "$1"
+  wait "$1" || st=$?
+  [ "$st" = "$2" ] || fail "after a SIGTERM, exit $st, not $2"
+}
