@@ -200,9 +200,7 @@ local function report(e)
   return EXIT.usage
 end
 
-local function errf(fmt, ...)
-  io.stderr:write("syncplan: ", string.format(fmt, ...), "\n")
-end
+local errf = runner.errf
 
 -- Options of the commands that run a job in the foreground.
 local function with_run(t)

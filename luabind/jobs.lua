@@ -56,8 +56,10 @@ function M.state(journal, id)
   return run.state, run
 end
 
-local function recv_address(cfg)
-  local d = cfg._dst or {}
+-- Where a job sends its chunks (its dest endpoint, see plan.endpoint):
+-- Scow-Sync's recvAddress.
+function M.recv_address(d)
+  d = d or {}
   if d.kind == "ssh" then return d.host end
   if d.kind == "rclone" then return d.prefix end
   return "localhost"
@@ -92,7 +94,7 @@ local function journal_status(journal, run)
     source = run.source, dest = run.dest, started = run.started,
     finished = finished or null, elapsed = elapsed,
     exit_code = run.exit_code >= 0 and run.exit_code or null,
-    recvAddress = recv_address(cfg), filePath = run.source,
+    recvAddress = M.recv_address(cfg._dst), filePath = run.source,
     transferSize = run.bytes, progress = pct, speed = speed, leftTime = null,
     bytes = bytes, totalBytes = run.bytes, transfers = files,
     errors = failed, eta = null, elapsedTime = elapsed, checks = 0,

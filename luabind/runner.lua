@@ -22,6 +22,7 @@ M.EXIT = EXIT
 local function errf(fmt, ...)
   io.stderr:write("syncplan: ", string.format(fmt, ...), "\n")
 end
+M.errf = errf
 
 -- Single-quote s for a POSIX shell (the remote side of ssh).
 local function shq(s)
@@ -508,14 +509,6 @@ function Job:status()
   }
 end
 
--- Where the job sends its chunks: Scow-Sync's recvAddress.
-function Job:recv_address()
-  local d = self.dst
-  if d.kind == "ssh" then return d.host end
-  if d.kind == "rclone" then return d.prefix end
-  return "localhost"
-end
-
 -- The job's state as `syncplan status --json` shows it: Scow-Sync's
 -- fields, rclone's core/stats fields, then ours (workers, cap, chunks).
 function Job:status_json()
@@ -552,7 +545,7 @@ function Job:status_json()
     elapsed = st.elapsed,
     stopping = self.stopping or self.draining or null,
     -- Scow-Sync
-    recvAddress = self:recv_address(), filePath = self.cfg.source,
+    recvAddress = jobs.recv_address(self.dst), filePath = self.cfg.source,
     transferSize = st.total_bytes, progress = pct, speed = st.rate,
     leftTime = eta,
     -- rclone core/stats
@@ -1451,9 +1444,9 @@ function Job:control_request(req)
     st.ok = true
     return plan.json(st)
   elseif verb == "quit" or verb == "stop" then
-    -- As a first (quit) or second (stop) SIGTERM, so that a schedule or
-    -- watch loop around the job ends too; an embedding program that
-    -- does not listen for SIGTERM is told to send it itself.
+    -- As a first (quit) or second (stop) SIGTERM, which Job:main and a
+    -- schedule or watch loop around the job (daemon.lua) both hear, so
+    -- that the loop ends too.
     self:info("syncplan stop: %s requested", verb)
     if verb == "stop" and not (self.stopping or self.draining) then
       self:drain("syncplan stop")
@@ -1485,19 +1478,16 @@ end
 function Job:summary(code)
   local st = self:status()
   self:clear_line()
-  do
-    local msg = string.format(
-      "job %s: %s in %s: %d/%d chunks done, %s, %d files, %d retries",
-      self.id, code == 0 and "done" or code == 3 and "interrupted" or
-      "finished with failures", hms(st.elapsed), self.chunks_done,
-      self.chunks_known, human(st.bytes), st.files, self.retries)
-    if self.cmp then
-      msg = msg .. string.format(", %d unchanged", self.cmp.unchanged)
-    end
-    -- The one line a piped run prints besides warnings: the outcome.
-    self.log:write("info", msg)
-    if self.log.stderr then io.stderr:write(msg, "\n") end
+  local msg = jobs.summary { job = self.id, state = code == 0 and "done" or
+    code == 3 and "interrupted" or "failed", elapsed = st.elapsed,
+    chunks_done = self.chunks_done, chunks = self.chunks_known,
+    bytes = st.bytes, files = st.files, retries = self.retries }
+  if self.cmp then
+    msg = msg .. string.format(", %d unchanged", self.cmp.unchanged)
   end
+  -- The one line a piped run prints besides warnings: the outcome.
+  self.log:write("info", msg)
+  if self.log.stderr then io.stderr:write(msg, "\n") end
   for _, ch in ipairs(self.failed) do
     self:error("failed chunk %d (exit %d%s): %s  [log: %s]", ch.index,
       ch.exit_code or -1, ch.signal ~= 0 and (", signal " .. ch.signal) or "",
@@ -1546,7 +1536,7 @@ function Job:main(resume_chunks)
     end
     self:close_transport()
     -- The state goes first: whoever finds the lock free then reads the
-    -- job's final state (see M.job_state).
+    -- job's final state (see jobs.state).
     self.journal:run_set_state(self.id, state, code)
     self:summary(code)
     if self.cfg.on_finish then
