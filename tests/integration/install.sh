@@ -64,13 +64,19 @@ LUA_CPATH="$(dirname "$mod")/?.so" LD_PRELOAD="${SANITIZE_PRELOAD:-}" lua5.4 -e 
   local chunks = assert(sp.chunk('$work/src', { count = 2 }))
   assert(#chunks == 2, 'two chunks')
   print('lua ok ' .. sp.version)" | grep -q '^lua ok' || fail "installed Lua module"
-# A whole plan run from stock lua5.4, as README shows.
+# A whole plan run from stock lua5.4, as README shows.  Under the
+# sanitizers lua5.4 runs with their runtime preloaded; the rsyncs it
+# starts must not inherit that, so they run through a wrapper that drops
+# it.
 need rsync
+mkdir -p "$work/bin"
+printf '#!/bin/sh\nunset LD_PRELOAD\nexec %s "$@"\n' "$(command -v rsync)" >"$work/bin/rsync"
+chmod +x "$work/bin/rsync"
 cat >"$work/plan.lua" <<EOF
 return { source = "$work/src/", dest = "$work/dst/", workers = 2,
   exclude = { "*.tmp" } }
 EOF
-SYNCPLAN_STATE_DIR="$work/state" LUA_CPATH="$(dirname "$mod")/?.so" \
+PATH="$work/bin:$PATH" SYNCPLAN_STATE_DIR="$work/state" LUA_CPATH="$(dirname "$mod")/?.so" \
   LD_PRELOAD="${SANITIZE_PRELOAD:-}" lua5.4 -e "
   require 'syncplan'
   local plan = require 'syncplan.plan'
