@@ -333,6 +333,7 @@ local function cmd_status(args)
     errf("status: %s", err)
     return finish(EXIT.failed)
   end
+  st.loop = jobs.loop(journal, id)
   if not o.watch then
     print(o.json and plan.json(st) or jobs.describe(st, o.per_worker))
     return finish(EXIT.ok)
@@ -376,43 +377,65 @@ local function cmd_stop(args)
   if not journal then return EXIT.failed end
   local id = pos[1]
   local state, run = jobs.state(journal, id)
-  if state ~= "running" then
+  -- The id `start` printed for a schedule or watch plan names its loop,
+  -- which stops as a whole, between runs too.
+  local loop = state and jobs.loop(journal, id)
+  if state ~= "running" and not loop then
     errf("stop: %s", state and string.format("job %s is not running (%s)",
       id, state) or run)
     journal:close()
     return EXIT.failed
   end
-  local sock = jobs.control_path(journal:dir(), id)
+  local dir = journal:dir()
+  local pid = loop and loop.pid or run.pid
+  local sock = loop and jobs.loop_path(dir, id) or jobs.control_path(dir, id)
   -- Through the socket, as a SIGTERM; a job still starting has no socket
   -- yet, and gets the signal itself.
   local function ask(verb)
-    if not sp.control_call(sock, verb, 10) then sp.kill(run.pid, "TERM") end
+    if not sp.control_call(sock, verb, 10) then sp.kill(pid, "TERM") end
   end
   local function ended(secs)
     for _ = 1, math.max(math.ceil(secs / 0.2), 1) do
-      state, run = jobs.state(journal, id)
-      if state ~= "running" then return true end
+      if loop then
+        if not jobs.loop(journal, id) then return true end
+      else
+        state, run = jobs.state(journal, id)
+        if state ~= "running" then return true end
+      end
       sp.nap(0.2)
     end
     return false
   end
+  local what = loop and ("the loop of job " .. id) or ("job " .. id)
   ask("quit")
-  errf("job %s: stopping: running chunks finish first (stopped after %gs)",
-    id, timeout)
-  if not ended(timeout) then
-    errf("job %s: stopping its running chunks", id)
+  errf("%s: stopping: running chunks finish first (stopped after %gs)",
+    what, timeout)
+  local ok = ended(timeout)
+  if not ok then
+    errf("%s: stopping its running chunks", what)
     ask("stop")
-    if not ended(30) then
-      errf("job %s: not answering; killing pid %d (its temporary files "
-        .. "stay until the resume)", id, run.pid)
-      sp.kill(run.pid, "KILL")
-      ended(10)
+    ok = ended(30)
+    if not ok then
+      errf("%s: not answering; killing pid %d (its temporary files stay "
+        .. "until the resume)", what, pid)
+      sp.kill(pid, "KILL")
+      ok = ended(10)
     end
   end
+  -- The job that was running (for a loop, its current run, if any).
+  local last = loop and (loop.current ~= plan.null and loop.current) or
+      (not loop and id)
+  if loop then
+    errf("%s: stopped after %d run%s", what, loop.runs,
+      loop.runs == 1 and "" or "s")
+  end
+  if last then
+    state = jobs.state(journal, last)
+    errf("job %s: %s%s", last, state, state ~= "done" and
+      ("; resume with: syncplan resume " .. last) or "")
+  end
   journal:close()
-  errf("job %s: %s%s", id, state, state ~= "done" and
-    ("; resume with: syncplan resume " .. id) or "")
-  return state == "running" and EXIT.failed or EXIT.ok
+  return ok and EXIT.ok or EXIT.failed
 end
 
 local function cmd_log(args)

@@ -9,6 +9,7 @@
 -- The exit status is the last run's.
 local sp = require "syncplan"
 local plan = require "syncplan.plan"
+local jobs = require "syncplan.jobs"
 
 local M = {}
 
@@ -61,7 +62,9 @@ function M.schedule_loop(runner, cfg, opts, journal, state)
       say("run %d ended (exit %d); next run at %s", runs, code,
         os.date("%Y-%m-%d %H:%M:%S", math.floor(nxt)))
     end
+    state.next = nxt
     if wait > 0 and not pause(state, wait) then break end
+    state.next = nil
   end
   return code
 end
@@ -189,9 +192,47 @@ function M.watch_loop(runner, cfg, opts, journal, state)
   return code
 end
 
+-- The loop's own control socket, <state>/jobs/FIRST.loop (0600), named
+-- after its first run's job id (the id `syncplan start` printed), so
+-- that the loop can be asked and stopped between runs too:
+--   status       { loop, pid, runs, current (the running job or null),
+--                  next (the next run's time, or null) }
+--   quit | stop  as SIGTERM: the current run quits safely, no run
+--                follows
+local function open_loop_control(state, journal, id)
+  state.loop_id = id
+  local c, err = sp.control(jobs.loop_path(journal:dir(), id), function(req)
+    local verb = req:match("^(%S+)")
+    if verb == "status" then
+      return plan.json { ok = true, loop = id, pid = sp.getpid(),
+        runs = state.runs, current = state.current or plan.null,
+        next = state.next or plan.null }
+    elseif verb == "quit" or verb == "stop" then
+      local ok, kerr = sp.kill(sp.getpid(), "TERM")
+      return plan.json { ok = ok or false, error = kerr, pid = sp.getpid() }
+    end
+    return plan.json { ok = false, error = "unknown request" }
+  end)
+  if not c then say("no control socket for the loop: %s", err) end
+  state.control = c
+end
+
 function M.run(runner, cfg, opts, journal)
   return sp.run(function()
-    local state = { cond = sp.condition() }
+    local state = { cond = sp.condition(), runs = 0 }
+    -- Each run's job: the first names the loop; the current one is
+    -- what the loop's status points at.
+    local on_job = opts.on_job
+    opts.on_job = function(job)
+      if not state.loop_id then open_loop_control(state, journal, job.id) end
+      state.current, state.runs = job.id, state.runs + 1
+      if on_job then on_job(job) end
+    end
+    local on_end = opts.on_job_end
+    opts.on_job_end = function(job)
+      state.current = nil
+      if on_end then on_end(job) end
+    end
     local hooks = {}
     for _, name in ipairs { "INT", "TERM" } do
       hooks[#hooks + 1] = sp.on_signal(name, function()
@@ -203,6 +244,7 @@ function M.run(runner, cfg, opts, journal)
     local loop = cfg.watch and M.watch_loop or M.schedule_loop
     local code = loop(runner, cfg, opts, journal, state)
     for _, h in ipairs(hooks) do h:stop() end
+    if state.control then state.control:close() end
     return code
   end)
 end

@@ -19,6 +19,23 @@ function M.control_path(state_dir, id)
   return state_dir .. "/jobs/" .. id .. ".sock"
 end
 
+-- A schedule or watch loop's socket, named after its first job (see
+-- daemon.lua).
+function M.loop_path(state_dir, id)
+  return state_dir .. "/jobs/" .. id .. ".loop"
+end
+
+-- The loop that job id started, if it still runs: its status table.
+function M.loop(journal, id)
+  local reply = sp.control_call(M.loop_path(journal:dir(), id), "status", 10)
+  local st = reply and plan.json_decode(reply)
+  if type(st) == "table" and st.ok then
+    st.ok = nil
+    return st
+  end
+  return nil
+end
+
 local function pid_alive(pid)
   if not pid or pid <= 0 then return false end
   local ok, _, code = sp.kill(pid, "0")
@@ -156,6 +173,13 @@ function M.describe(st, per_worker)
     string.format("  %s -> %s", st.source, st.dest),
     "  " .. progress.line(st),
   }
+  local loop = type(st.loop) == "table" and st.loop
+  if loop then
+    lines[#lines + 1] = string.format("  loop: %d run%s, %s", loop.runs,
+      loop.runs == 1 and "" or "s", loop.current ~= null and
+      ("running job " .. loop.current) or loop.next ~= null and
+      ("next run at " .. date(loop.next)) or "between runs")
+  end
   if per_worker then
     for _, l in ipairs(progress.worker_lines(st)) do
       lines[#lines + 1] = l

@@ -14,7 +14,7 @@ function M.human(n)
   local i = 1
   n = n or 0
   while n >= 1024 and i < #units do n = n / 1024; i = i + 1 end
-  return i == 1 and string.format("%d B", n) or
+  return i == 1 and string.format("%d B", math.floor(n)) or
       string.format("%.1f %s", n, units[i])
 end
 

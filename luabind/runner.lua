@@ -1807,7 +1807,9 @@ function M.run_job(cfg, opts, journal, changes)
     job.moves = changes.moves
     chunks = { job:new_chunk(1, changes.list, changes.files, changes.bytes) }
   end
-  return job:main(chunks), job
+  local code = job:main(chunks)
+  if opts.on_job_end then opts.on_job_end(job) end
+  return code, job
 end
 
 -- Run a validated plan: once, or on its schedule or its source's changes

@@ -209,8 +209,8 @@ static int peer_exited(pid_t pid) {
   return !p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X';
 }
 
-#define REAP_TICK_MS 5
-#define REAP_TICKS 400 /* 2 s: a client that lingers longer is not waited */
+#define REAP_TICK_MS 1
+#define REAP_TICKS 2000 /* 2 s: a client that lingers longer is not waited */
 
 static void on_reap(uv_timer_t *h) {
   struct relay *r = h->data;

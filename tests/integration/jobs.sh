@@ -188,6 +188,33 @@ grep -q "info  job $idk resumed" "$work/out" || fail "log lacks the resume"
 grep -q "chunk 1: attempt" "$work/out" || fail "log lacks chunk lines"
 expect_status 0 "$SYNCPLAN" log "$idb" --chunk 1
 expect_status 1 "$SYNCPLAN" log "$idb" --chunk 99
+# A scheduled plan started detached: the id start printed names the loop,
+# which status shows and stop ends, between runs too.
+cat >"$work/loop.lua" <<EOF
+return { source = "$work/src/", dest = "$work/loop/", schedule = "every 2s" }
+EOF
+expect_status 0 "$SYNCPLAN" start "$work/loop.lua"
+idl=$(cat "$work/out")
+pidl=$(journal_lua "print(j:run_get('$idl').pid)")
+at_exit "kill -9 $pidl 2>/dev/null"
+for _ in $(seq 100); do
+  runs=$("$SYNCPLAN" status --json "$idl" | jq '.loop.runs // 0')
+  [ "$runs" -ge 2 ] && break
+  sleep 0.1
+done
+[ "$runs" -ge 2 ] || fail "the loop did not run twice"
+status_json "$idl" >/dev/null
+check ".loop.loop == \"$idl\" and .loop.pid == $pidl and .loop.runs >= 2"
+[ "$(mode "$state/jobs/$idl.loop")" = 600 ] || fail "loop socket is $(mode "$state/jobs/$idl.loop")"
+expect_status 0 "$SYNCPLAN" stop "$idl" --timeout 5
+grep -q "the loop of job $idl: stopped after [0-9]* runs" "$work/err" ||
+  fail "loop stop said: $(cat "$work/err")"
+for _ in $(seq 50); do kill -0 "$pidl" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$pidl" 2>/dev/null && fail "the loop still runs after stop"
+[ ! -e "$state/jobs/$idl.loop" ] || fail "loop socket left"
+check_same "$work/src" "$work/loop"
+expect_status 1 "$SYNCPLAN" stop "$idl"
+
 expect_status 1 "$SYNCPLAN" status 20000101-000000-0000
 expect_status 2 "$SYNCPLAN" status --watch
 echo "jobs: ok"
