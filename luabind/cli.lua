@@ -29,7 +29,8 @@ and its summary are printed.
 
   --dry-run        run every worker with rsync -n / rclone --dry-run
   --once           one run, whatever the plan's schedule or watch
-  --set KEY=VALUE  override a plan key (nested: retry.attempts=5)
+  --set KEY=VALUE  override a plan key (nested: retry.attempts=5; the
+                   value nil takes the key out)
   --json           one JSON object per line on stdout (progress, events)
   --per-worker     one more progress line per worker
   -v, --verbose    the terminal gets the log at the plan's log_level

@@ -686,7 +686,8 @@ function M.apply_sets(cfg, sets)
       t = t[parts[i]]
     end
     last = parts[#parts]
-    t[last] = parse_value(v)
+    -- nil takes a key out (a plan's hosts, to run one variant without).
+    if v == "nil" then t[last] = nil else t[last] = parse_value(v) end
   end
   return cfg
 end

@@ -257,6 +257,9 @@ grep -q "workers: must be between 1 and 256" "$work/err" || fail "--set not chec
 [ ! -e "$dst" ] || fail "--set: something was transferred"
 expect_status 2 "$SYNCPLAN" run "$work/good.lua" --set nope
 grep -q "expected KEY=VALUE" "$work/err" || fail "--set without = accepted"
+# nil takes a key out: without its dest the plan is incomplete.
+expect_status 2 "$SYNCPLAN" run "$work/good.lua" --set dest=nil
+grep -q "missing key 'dest'" "$work/err" || fail "--set dest=nil: $(cat "$work/err")"
 expect_status 2 "$SYNCPLAN" run "$work/absent.lua"
 [ "$(wc -l <"$work/err")" = 1 ] || fail "missing plan file: not one line"
 expect_status 2 "$SYNCPLAN" copy "$work/src/" "$dst/" -j zero
