@@ -211,17 +211,21 @@ local function with_run(t)
   return with_common(t)
 end
 
+-- Options of the commands that take a plan (run, start).
+local function with_plan(t)
+  t["--once"] = opt("flag", "once")
+  t["--dry-run"] = opt("flag", "dry_run")
+  t["--set"] = opt("value", "set", true)
+  return t
+end
+
 local function run_opts(o, cfg)
   return { json = o.json, state_dir = o.state_dir or (cfg and cfg.state_dir),
     once = o.once, per_worker = o.per_worker, verbose = o.verbose }
 end
 
 local function cmd_run(args)
-  local o, pos = parse("run", args, with_run {
-    ["--once"] = opt("flag", "once"),
-    ["--dry-run"] = opt("flag", "dry_run"),
-    ["--set"] = opt("value", "set", true),
-  })
+  local o, pos = parse("run", args, with_run(with_plan {}))
   if not o then return usage_error("run", pos) end
   if o.help then io.stdout:write(HELP.run) return EXIT.ok end
   if #pos ~= 1 then return usage_error("run", "expected one PLAN file") end
@@ -244,11 +248,7 @@ local function cmd_run(args)
 end
 
 local function cmd_start(args)
-  local o, pos = parse("start", args, with_common {
-    ["--once"] = opt("flag", "once"),
-    ["--dry-run"] = opt("flag", "dry_run"),
-    ["--set"] = opt("value", "set", true),
-  })
+  local o, pos = parse("start", args, with_common(with_plan {}))
   if not o then return usage_error("start", pos) end
   if o.help then io.stdout:write(HELP.start) return EXIT.ok end
   if #pos ~= 1 then return usage_error("start", "expected one PLAN file") end
@@ -315,9 +315,12 @@ local function cmd_status(args)
   if not journal then return EXIT.failed end
   local function finish(code) journal:close() return code end
   if #pos == 0 then
+    -- Jobs the journal says run; status probes each (a dead one comes
+    -- back interrupted, and is left out).
     local list = plan.array()
-    for _, id in ipairs(jobs.running(journal)) do
-      list[#list + 1] = jobs.status(journal, id)
+    for _, r in ipairs(journal:runs()) do
+      local st = r.state == "running" and jobs.status(journal, r.id)
+      if st and st.state == "running" then list[#list + 1] = st end
     end
     if o.json then
       print(plan.json(list))

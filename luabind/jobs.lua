@@ -141,17 +141,6 @@ function M.status(journal, id)
   return journal_status(journal, run)
 end
 
--- Jobs whose state is running (the dead ones are marked on the way).
-function M.running(journal)
-  local out = {}
-  for _, r in ipairs(journal:runs()) do
-    if r.state == "running" and M.state(journal, r.id) == "running" then
-      out[#out + 1] = r.id
-    end
-  end
-  return out
-end
-
 local function date(t)
   if type(t) ~= "number" or t <= 0 then return "-" end
   return os.date("%Y-%m-%d %H:%M:%S", math.floor(t))

@@ -81,11 +81,6 @@ function Log:close()
   self.files = {}
 end
 
--- Total bytes of the files under dir.
-local function usage(dir)
-  return sp.tree_size(dir) or 0
-end
-
 -- Keep log_dir under cap: remove whole job directories, oldest first
 -- (job ids begin with their start time, so names sort by age), skipping
 -- those of running jobs (running(id) says) and the current one.
@@ -95,7 +90,7 @@ function M.prune(log_dir, cap, current, running)
   table.sort(names)
   local sizes, total = {}, 0
   for _, name in ipairs(names) do
-    sizes[name] = usage(log_dir .. "/" .. name)
+    sizes[name] = sp.tree_size(log_dir .. "/" .. name) or 0
     total = total + sizes[name]
   end
   local removed = 0

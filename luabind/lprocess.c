@@ -35,10 +35,6 @@
 #define LOCK_MT "syncplan.lock"
 #define READY_MT "syncplan.detach_ready"
 
-static int fail_errno(lua_State *L, int e) {
-  return lb_fail(L, lsync_err_from_errno(e), strerror(e));
-}
-
 /* ---- detach --------------------------------------------------------- */
 
 typedef struct {
@@ -78,13 +74,13 @@ static int ready_call(lua_State *L) {
   int fd = open(out, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY,
                 0600);
   if (fd < 0)
-    return fail_errno(L, errno);
+    return lb_fail_errno(L, errno);
   fflush(stdout);
   fflush(stderr);
   if (dup2(fd, STDOUT_FILENO) < 0 || dup2(fd, STDERR_FILENO) < 0) {
     int e = errno;
     close(fd);
-    return fail_errno(L, e);
+    return lb_fail_errno(L, e);
   }
   close(fd);
   int rc = write_all(r->fd, id, idlen) || write_all(r->fd, "\n", 1);
@@ -92,7 +88,7 @@ static int ready_call(lua_State *L) {
   close(r->fd);
   r->fd = -1;
   if (rc)
-    return fail_errno(L, e);
+    return lb_fail_errno(L, e);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -131,14 +127,14 @@ static int parent_wait(lua_State *L, int rfd, pid_t pid) {
 static int l_detach(lua_State *L) {
   int p[2];
   if (pipe2(p, O_CLOEXEC) < 0)
-    return fail_errno(L, errno);
+    return lb_fail_errno(L, errno);
   fflush(stdout);
   fflush(stderr);
   pid_t pid = fork();
   if (pid < 0) {
     int e = errno;
     close(p[0]), close(p[1]);
-    return fail_errno(L, e);
+    return lb_fail_errno(L, e);
   }
   if (pid > 0) {
     close(p[1]);
@@ -173,13 +169,13 @@ static int l_lock(lua_State *L) {
   int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW | (probe ? 0 : O_CREAT),
                 0600);
   if (fd < 0)
-    return fail_errno(L, errno);
+    return lb_fail_errno(L, errno);
   if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
     int e = errno;
     close(fd);
     if (e == EWOULDBLOCK)
       return lb_fail(L, LSYNC_EBUSY, "held by a running process");
-    return fail_errno(L, e);
+    return lb_fail_errno(L, e);
   }
   lock_ud *k = lua_newuserdatauv(L, sizeof *k, 0);
   k->fd = fd;
@@ -220,7 +216,7 @@ static int l_kill(lua_State *L) {
   int sig = sigs[luaL_checkoption(L, 2, "TERM", names)];
   luaL_argcheck(L, pid > 0, 1, "not a process id");
   if (kill((pid_t)pid, sig) < 0)
-    return fail_errno(L, errno);
+    return lb_fail_errno(L, errno);
   lua_pushboolean(L, 1);
   return 1;
 }

@@ -27,6 +27,10 @@ int lb_fail(lua_State *L, int code, const char *msg) {
   return 3;
 }
 
+int lb_fail_errno(lua_State *L, int e) {
+  return lb_fail(L, lsync_err_from_errno(e), strerror(e));
+}
+
 void lb_new_class(lua_State *L, const char *mt, const luaL_Reg *meta,
                   const luaL_Reg *methods, lua_CFunction close) {
   luaL_newmetatable(L, mt);
@@ -184,7 +188,7 @@ static int lb_file_type(lua_State *L) {
   struct stat st;
   const char *path = luaL_checkstring(L, 1);
   if (stat(path, &st) < 0)
-    return lb_fail(L, lsync_err_from_errno(errno), strerror(errno));
+    return lb_fail_errno(L, errno);
   lua_pushstring(L, type_name(st.st_mode));
   return 1;
 }
@@ -198,7 +202,7 @@ static int lb_stat(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   int nofollow = lua_toboolean(L, 2);
   if ((nofollow ? lstat(path, &st) : stat(path, &st)) < 0)
-    return lb_fail(L, lsync_err_from_errno(errno), strerror(errno));
+    return lb_fail_errno(L, errno);
   lua_createtable(L, 0, 8);
   lua_pushinteger(L, (lua_Integer)st.st_size);
   lua_setfield(L, -2, "size");
@@ -228,7 +232,7 @@ static int lb_set_mtime(lua_State *L) {
   struct timespec ts[2] = {{0, UTIME_OMIT},
                            {(time_t)luaL_checkinteger(L, 2), (long)nsec}};
   if (utimensat(AT_FDCWD, path, ts, 0) < 0)
-    return lb_fail(L, lsync_err_from_errno(errno), strerror(errno));
+    return lb_fail_errno(L, errno);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -248,11 +252,11 @@ static int lb_mkdir(lua_State *L) {
       continue;
     p[i] = '\0';
     if (mkdir(p, mode) < 0 && errno != EEXIST)
-      return lb_fail(L, lsync_err_from_errno(errno), strerror(errno));
+      return lb_fail_errno(L, errno);
     p[i] = '/';
   }
   if (mkdir(p, mode) < 0 && errno != EEXIST)
-    return lb_fail(L, lsync_err_from_errno(errno), strerror(errno));
+    return lb_fail_errno(L, errno);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -266,7 +270,7 @@ static int lb_mkdtemp(lua_State *L) {
   char *p = luaL_buffinitsize(L, &b, len + 1);
   memcpy(p, tmpl, len + 1);
   if (!mkdtemp(p))
-    return lb_fail(L, lsync_err_from_errno(errno), strerror(errno));
+    return lb_fail_errno(L, errno);
   luaL_pushresultsize(&b, len);
   return 1;
 }
@@ -332,7 +336,7 @@ static int lb_create_private(lua_State *L) {
   int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY,
                 0600);
   if (fd < 0)
-    return lb_fail(L, lsync_err_from_errno(errno), strerror(errno));
+    return lb_fail_errno(L, errno);
   close(fd);
   lua_pushboolean(L, 1);
   return 1;
@@ -342,7 +346,7 @@ static int lb_create_private(lua_State *L) {
 static int lb_listdir(lua_State *L) {
   DIR *d = opendir(luaL_checkstring(L, 1));
   if (!d)
-    return lb_fail(L, lsync_err_from_errno(errno), strerror(errno));
+    return lb_fail_errno(L, errno);
   lua_newtable(L);
   lua_Integer n = 0;
   struct dirent *e;
@@ -373,7 +377,7 @@ static int add_size(const char *p, const struct stat *st, int flag,
 static int lb_tree_size(lua_State *L) {
   walk_bytes = 0;
   if (nftw(luaL_checkstring(L, 1), add_size, 16, FTW_PHYS) < 0)
-    return lb_fail(L, lsync_err_from_errno(errno), strerror(errno));
+    return lb_fail_errno(L, errno);
   lua_pushinteger(L, (lua_Integer)walk_bytes);
   return 1;
 }
@@ -391,7 +395,7 @@ static int remove_one(const char *p, const struct stat *st, int flag,
 static int lb_remove_tree(lua_State *L) {
   if (nftw(luaL_checkstring(L, 1), remove_one, 16,
            FTW_DEPTH | FTW_PHYS | FTW_MOUNT) < 0)
-    return lb_fail(L, lsync_err_from_errno(errno), strerror(errno));
+    return lb_fail_errno(L, errno);
   lua_pushboolean(L, 1);
   return 1;
 }

@@ -17,6 +17,8 @@
 
 /* Push nil, message, code-name; returns 3 for `return lb_fail(...)`. */
 int lb_fail(lua_State *L, int code, const char *msg);
+/* lb_fail for an errno value: its code name and strerror. */
+int lb_fail_errno(lua_State *L, int e);
 
 /* Register a userdata type: metatable mt with the meta functions, and
  * the methods as its __index.  A type whose close frees it passes close

@@ -580,9 +580,7 @@ end
 -- terminal (Job.log, see log.lua).
 function Job:warn(fmt, ...) self.log:log("warn", fmt, ...) end
 function Job:info(fmt, ...) self.log:log("info", fmt, ...) end
-function Job:debug(fmt, ...)
-  if self.log:enabled("debug") then self.log:log("debug", fmt, ...) end
-end
+function Job:debug(fmt, ...) self.log:log("debug", fmt, ...) end
 function Job:error(fmt, ...) self.log:log("error", fmt, ...) end
 
 -- The lines a user waits for (the job's id, its summary): in the log at
